@@ -1,0 +1,167 @@
+"""Body selection, denoising and centring: the reference preprocessing, bit for bit.
+
+Reproduces CTR-GCN's ``data/ntu*/get_raw_denoised_data.py`` and ``seq_transformation.py``
+(identical in logic to MAMP's and SGN's) as described in data.md §2. The arithmetic is done with
+numpy on arrays of the reference's own shapes and dtypes ((25n, 3), (F, 75|150) float32), so
+reductions happen in the same order and the results are identical, not just close.
+
+Presets:
+- ``ctrgcn`` (default): length filter, spread filter, motion order, actor merge, missing-frame
+  removal, centring; exactly the reference.
+- ``none``: no filters; keep the two bodies with the largest motion at their intervals, centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2v.errors import ParseError
+from s2v.preprocess.ntu import Body
+
+PRESETS = ("ctrgcn", "none")
+NOISE_LEN_THRES = 11  # bodies present in <= 11 frames are dropped
+NOISE_SPR_THRES1 = 0.8  # a frame is noisy if x-spread > 0.8 * y-spread
+NOISE_SPR_THRES2 = 0.69754  # a body is dropped if >= this share of its frames is noisy
+# The reference's motion thresholds (0.089925, 2) belong to dead code and are not applied.
+
+
+@dataclass
+class Denoised:
+    """A sample after body selection and centring.
+
+    joints: float32 (F, 2, 25, 3), actor 2 zero when absent. slots: the width of the reference's
+    array (1 -> 75 columns, 2 -> 150), which decides NTU-120's actor duplication on export.
+    """
+
+    joints: np.ndarray
+    slots: int
+    bodies: int  # bodyIDs in the file
+    kept_bodies: int  # bodies that contributed frames
+
+
+def body_motion(joints: np.ndarray) -> np.float32:
+    """Reference motion: sum over x, y, z of the variance over all frames and joints (float32)."""
+    return np.sum(np.var(joints.reshape(-1, 3), axis=0))
+
+
+def _one_actor(body: Body, num_frames: int) -> np.ndarray:
+    joints = np.zeros((num_frames, 75), dtype=np.float32)
+    joints[body.start : body.end + 1] = body.joints.reshape(-1, 75)
+    return joints
+
+
+def _spread_valid(joints: np.ndarray) -> np.ndarray:
+    """Frames whose x-spread <= 0.8 * y-spread (float32 arithmetic, numpy-2 scalar rules)."""
+    x = joints[:, :, 0]
+    y = joints[:, :, 1]
+    return (x.max(axis=1) - x.min(axis=1)) <= NOISE_SPR_THRES1 * (y.max(axis=1) - y.min(axis=1))
+
+
+def _select_ctrgcn(name: str, bodies: list[Body], num_frames: int) -> tuple[np.ndarray, int]:
+    """get_two_actors_points + denoising_bodies_data. Returns the (F, 75|150) array, kept."""
+    motion = {b.body_id: body_motion(b.joints) for b in bodies}
+    kept = [b for b in bodies if b.length > NOISE_LEN_THRES]
+    if not kept:
+        raise ParseError(
+            name,
+            f"unusable: all {len(bodies)} bodies are present in {NOISE_LEN_THRES} frames or "
+            "fewer (the reference pipeline crashes on this file)",
+        )
+    if len(kept) > 1:
+        for b in list(kept):  # spread filter, first-appearance order
+            if len(kept) == 1:
+                break
+            valid = _spread_valid(b.joints)
+            num_noise = b.length - int(valid.sum())
+            if num_noise == 0:
+                continue
+            if num_noise / float(b.length) >= NOISE_SPR_THRES2:
+                kept.remove(b)
+            else:
+                sub = b.joints[np.flatnonzero(valid)]
+                motion[b.body_id] = min(motion[b.body_id], body_motion(sub))
+    if len(kept) == 1:
+        return _one_actor(kept[0], num_frames), 1
+    order = sorted(kept, key=lambda b: motion[b.body_id], reverse=True)  # stable
+    joints = np.zeros((num_frames, 150), dtype=np.float32)
+    a1 = order[0]
+    start1, end1 = a1.start, a1.end
+    joints[start1 : end1 + 1, :75] = a1.joints.reshape(-1, 75)
+    start2, end2 = 0, 0  # actor 2's virtual initial interval
+    used = 1
+    for b in order[1:]:
+        start, end = b.start, b.end
+        if min(end1, end) - max(start1, start) <= 0:  # no overlap with actor 1
+            joints[start : end + 1, :75] = b.joints.reshape(-1, 75)
+            start1, end1 = min(start, start1), max(end, end1)
+            used += 1
+        elif min(end2, end) - max(start2, start) <= 0:  # no overlap with actor 2
+            joints[start : end + 1, 75:] = b.joints.reshape(-1, 75)
+            start2, end2 = min(start, start2), max(end, end2)
+            used += 1
+    return joints, used
+
+
+def _select_none(bodies: list[Body], num_frames: int) -> tuple[np.ndarray, int]:
+    """No filters: the two bodies with the largest motion, each at its own interval."""
+    order = sorted(bodies, key=body_motion, reverse=True)[:2]
+    joints = np.zeros((num_frames, 75 * len(order)), dtype=np.float32)
+    for k, b in enumerate(order):
+        joints[b.start : b.end + 1, 75 * k : 75 * (k + 1)] = b.joints.reshape(-1, 75)
+    return joints, len(order)
+
+
+def _remove_missing_frames(joints: np.ndarray) -> np.ndarray:
+    """Drop rows where every value sums to 0 (the reference's test for 'missing')."""
+    return joints[joints.sum(axis=1) != 0]
+
+
+def centre(joints: np.ndarray, name: str) -> np.ndarray:
+    """seq_translation: subtract joint 1 of actor 1 at its first non-zero row; in place.
+
+    joints: float32 (F, 75|150). Rows where an actor was absent (row sum 0) are re-zeroed for
+    two-slot arrays only; single-slot arrays keep them as ``-origin`` (reference behaviour).
+    """
+    two = joints.shape[1] == 150
+    if two:
+        missing1 = np.flatnonzero(joints[:, :75].sum(axis=1) == 0)
+        missing2 = np.flatnonzero(joints[:, 75:].sum(axis=1) == 0)
+    nonzero = np.flatnonzero((joints[:, :75] != 0).any(axis=1))
+    if len(nonzero) == 0:
+        raise ParseError(name, "unusable: actor 1 has no non-zero joint after denoising")
+    origin = joints[nonzero[0], 3:6].copy()
+    joints -= np.tile(origin, joints.shape[1] // 3)
+    if two:
+        joints[missing1, :75] = 0
+        joints[missing2, 75:] = 0
+    return joints
+
+
+def denoise(name: str, bodies: list[Body], num_frames: int, preset: str = "ctrgcn") -> Denoised:
+    """Bodies of one file -> the centred sample (F, 2, 25, 3).
+
+    num_frames: frames with at least one body. Files with one bodyID take the reference's
+    single-body path (no missing-frame removal); others are denoised (preset) and rows where
+    both actors are empty are removed.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
+    if not bodies:
+        raise ParseError(name, "no body in the file")
+    if len(bodies) == 1:
+        joints, kept = _one_actor(bodies[0], num_frames), 1
+    else:
+        if preset == "ctrgcn":
+            joints, kept = _select_ctrgcn(name, bodies, num_frames)
+        else:
+            joints, kept = _select_none(bodies, num_frames)
+        joints = _remove_missing_frames(joints)
+        if len(joints) == 0:
+            raise ParseError(name, "unusable: every frame is empty after denoising")
+    slots = joints.shape[1] // 75
+    joints = centre(joints, name)
+    out = np.zeros((len(joints), 2, 25, 3), dtype=np.float32)
+    out[:, :slots] = joints.reshape(len(joints), slots, 25, 3)
+    return Denoised(out, slots, len(bodies), kept)

@@ -106,7 +106,7 @@ def _select_ctrgcn(name: str, bodies: list[Body], num_frames: int) -> tuple[np.n
 
 def _select_none(bodies: list[Body], num_frames: int) -> tuple[np.ndarray, int]:
     """No filters: the two bodies with the largest motion, each at its own interval."""
-    order = sorted(bodies, key=body_motion, reverse=True)[:2]
+    order = sorted(bodies, key=lambda b: body_motion(b.joints), reverse=True)[:2]
     joints = np.zeros((num_frames, 75 * len(order)), dtype=np.float32)
     for k, b in enumerate(order):
         joints[b.start : b.end + 1, 75 * k : 75 * (k + 1)] = b.joints.reshape(-1, 75)

@@ -27,7 +27,9 @@ from s2v.errors import ParseError
 NAME_RE = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
 
 # kernel status codes
-_OK, _TRUNC, _FIELDS, _NOT_INT, _NOT_NUM, _NONFINITE, _JOINTS, _EMPTY, _BIG_ID, _TOO_MANY = range(10)
+_OK, _TRUNC, _FIELDS, _NOT_INT, _NOT_NUM, _NONFINITE, _JOINTS, _EMPTY, _BIG_ID, _TOO_MANY = range(
+    10
+)
 
 _P10 = np.array([10.0**i for i in range(23)], dtype=np.float64)
 
@@ -370,6 +372,11 @@ def parse_skeleton_bytes(data: bytes, name: str) -> RawSkeleton:
     rec = _parse_kernel(buf, _P10, xyz, body_id, frame, fix, err)
     code, line = int(err[0]), int(err[1])
     if code != _OK:
+        if code in (_FIELDS, _NOT_NUM, _NOT_INT) and not data.endswith(b"\n"):
+            if line == data.count(b"\n") + 1:  # the cut-off last line of a truncated file
+                raise ParseError(
+                    name, "file ends early, in the middle of a line (truncated?)", line
+                )
         raise ParseError(name, _describe(code, err, data), line)
     for r, k, s, e, ln in fix[: int(err[6])]:
         text = data[s:e].decode("ascii", "replace")

@@ -52,7 +52,8 @@ def make_store(tmp_path):
         }
         attrs = {"dataset": "test", "label_names": [f"class {k}" for k in range(classes)]}
         suffix = ".zarr" if fmt == "zarr" else ".h5"
-        return write_store(tmp_path / f"store{seed}{suffix}", clips, samples, splits, attrs, fmt,
-                           **writer_opts)
+        return write_store(
+            tmp_path / f"store{seed}{suffix}", clips, samples, splits, attrs, fmt, **writer_opts
+        )
 
     return _make

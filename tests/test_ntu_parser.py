@@ -1,0 +1,141 @@
+"""The .skeleton parser: exact values on real files, and a clear error for every damage."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from s2v.errors import ParseError
+from s2v.preprocess.ntu import group_bodies, parse_name, parse_skeleton_bytes, read_skeleton
+
+
+def python_parse(path: Path) -> tuple[np.ndarray, list[str]]:
+    """The reference scripts' way: line by line, float32 of the first three fields."""
+    lines = path.read_text().splitlines()
+    xyz, ids = [], []
+    i = 1
+    for _ in range(int(lines[0])):
+        nb = int(lines[i])
+        i += 1
+        for _ in range(nb):
+            ids.append(lines[i].split()[0])
+            i += 2
+            for _ in range(25):
+                xyz.append(np.array(lines[i].split()[:3], dtype=np.float32))
+                i += 1
+    return np.array(xyz, dtype=np.float32).reshape(-1, 25, 3), ids
+
+
+def test_real_files_parse_to_the_reference_values(shared_data):
+    files = sorted((shared_data / "ntu").glob("*.skeleton"))
+    assert len(files) == 16
+    for path in files:
+        raw = read_skeleton(path)
+        xyz, ids = python_parse(path)
+        assert np.array_equal(raw.xyz, xyz), path.name
+        assert [str(i) for i in raw.body_id] == ids, path.name
+
+
+def test_crlf_and_lf_give_the_same_arrays(shared_data):
+    data = (shared_data / "ntu" / "S001C001P001R001A001.skeleton").read_bytes()
+    lf = data.replace(b"\r\n", b"\n")
+    crlf = lf.replace(b"\n", b"\r\n")
+    a, b = parse_skeleton_bytes(lf, "x"), parse_skeleton_bytes(crlf, "x")
+    assert np.array_equal(a.xyz, b.xyz) and np.array_equal(a.body_id, b.body_id)
+
+
+def skeleton_text(frames: list[list[tuple[int, np.ndarray]]]) -> str:
+    """Build a file: frames of [(bodyID, joints (25, 3))]."""
+    out = [str(len(frames))]
+    for bodies in frames:
+        out.append(str(len(bodies)))
+        for bid, joints in bodies:
+            out.append(f"{bid} 0 1 1 1 1 0 0.01 0.02 2")
+            out.append("25")
+            for x, y, z in joints:
+                out.append(f"{x:.7g} {y:.7g} {z:.7g} 250.1 200.2 900.3 500.4 0.1 0.2 0.3 0.4 2")
+    return "\n".join(out) + "\n"
+
+
+def body(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.3, (25, 3)) + [0, 0, 3]
+
+
+def test_body_ids_are_exact_64_bit_integers():
+    # these two IDs are equal as float64; the parser must keep them apart
+    a, b = 72057594037931101, 72057594037931102
+    assert float(a) == float(b)
+    text = skeleton_text([[(a, body(0)), (b, body(1))]] * 3)
+    raw = parse_skeleton_bytes(text.encode(), "x")
+    assert list(raw.body_id) == [a, b, a, b, a, b]
+    assert [bd.body_id for bd in group_bodies(raw)] == [a, b]
+
+
+def test_zero_body_frames_are_dropped_and_not_counted():
+    text = skeleton_text([[], [(7, body(0))], [], [(7, body(1))], []])
+    raw = parse_skeleton_bytes(text.encode(), "x")
+    assert raw.num_frames == 5 and raw.num_valid_frames == 2
+    assert list(raw.frame) == [0, 1]
+
+
+def test_a_body_that_reappears_is_shifted_to_a_contiguous_block():
+    # reference quirk: frames of a body form one block from its first appearance
+    text = skeleton_text(
+        [[(1, body(0)), (2, body(1))], [(1, body(2))], [(1, body(3)), (2, body(4))]]
+    )
+    bodies = group_bodies(parse_skeleton_bytes(text.encode(), "x"))
+    assert [(b.body_id, b.start, b.length) for b in bodies] == [(1, 0, 3), (2, 0, 2)]
+
+
+def test_values_that_need_pythons_float_are_exact():
+    j = body(0)
+    text = skeleton_text([[(1, j)]]).splitlines()
+    # 17 significant digits and a large exponent take the slow path
+    text[4] = "0.12345678901234567 1e-30 3.0000000000000000001 1 1 1 1 1 1 1 1 2"
+    raw = parse_skeleton_bytes(("\n".join(text) + "\n").encode(), "x")
+    assert raw.xyz[0, 0].tolist() == [
+        np.float32(0.12345678901234567),
+        np.float32(1e-30),
+        np.float32(3.0000000000000000001),
+    ]
+
+
+def fault(text: str, line: int, new: str | None) -> bytes:
+    lines = text.splitlines()
+    if new is None:
+        lines = lines[: line - 1]
+    else:
+        lines[line - 1] = new
+    return ("\n".join(lines) + "\n").encode()
+
+
+GOOD = skeleton_text([[(1, body(0))], [(1, body(1))]])
+
+
+@pytest.mark.parametrize(
+    "data, line, message",
+    [
+        (fault(GOOD, 20, None), 20, "file ends early, expected a joint line"),
+        (fault(GOOD, 5, "0.1 0.2 0.3 4 5 6 7"), 5, "expected 12 values, got 7"),
+        (fault(GOOD, 6, "0.1 abc 0.3 4 5 6 7 8 9 10 11 2"), 6, "non-numeric value 'abc'"),
+        (fault(GOOD, 7, "0.1 0.2 NaN 4 5 6 7 8 9 10 11 2"), 7, "x/y/z must be finite, got 'NaN'"),
+        (fault(GOOD, 3, "1 0 1 1"), 3, "expected 10 values, got 4"),
+        (fault(GOOD, 4, "24"), 4, "expected 25 joints, got 24"),
+        (fault(GOOD, 1, "two"), 1, "expected a non-negative integer, got 'two'"),
+        (fault(GOOD, 30, None), 30, "file ends early"),
+        (b"3\n0\n0\n0\n", 1, "no frame has a body"),
+        (b"", 1, "file ends early"),
+    ],
+)
+def test_damaged_files_give_name_line_and_reason(data, line, message):
+    with pytest.raises(ParseError) as info:
+        parse_skeleton_bytes(data, "S001C001P001R001A001")
+    text = str(info.value)
+    assert text.startswith(f"S001C001P001R001A001: line {line}: ")
+    assert message in text
+
+
+def test_names_are_parsed_and_others_rejected():
+    ids = parse_name("S017C003P040R002A120.skeleton")
+    assert (ids.setup, ids.camera, ids.subject, ids.replication, ids.action) == (17, 3, 40, 2, 120)
+    assert parse_name("S17C003P040R002A120") is None and parse_name("readme.txt") is None

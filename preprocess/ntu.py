@@ -72,12 +72,12 @@ class RawSkeleton:
     frame: np.ndarray
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _is_space(c):
     return c == 32 or c == 9 or c == 13  # ' ', '\t', '\r'
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _line_end(buf, pos):
     n = len(buf)
     while pos < n and buf[pos] != 10:
@@ -85,7 +85,7 @@ def _line_end(buf, pos):
     return pos
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _tokens(buf, start, end, tok_s, tok_e):
     """Split buf[start:end] on whitespace; fill up to len(tok_s) token bounds; return the count."""
     count = 0
@@ -105,7 +105,7 @@ def _tokens(buf, start, end, tok_s, tok_e):
     return count
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _parse_int(buf, s, e):
     """Non-negative or negative decimal integer; returns (ok, value). Up to 18 digits."""
     i = s
@@ -125,7 +125,7 @@ def _parse_int(buf, s, e):
     return True, -v if neg else v
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _parse_float(buf, s, e, p10):
     """Decimal text -> (status, float64). status 0 ok, 1 needs Python's float, 2 non-numeric,
     3 not finite (nan/inf)."""
@@ -193,10 +193,10 @@ def _parse_float(buf, s, e, p10):
 
 @numba.njit(cache=True, nogil=True)
 def _parse_kernel(buf, p10, xyz, body_id, frame, fix, err):
-    """Parse a whole file. Returns the number of records; err = [code, line, a, b, tok_s, tok_e].
+    """Parse a whole file, checking everything. Returns the number of records.
 
-    fix: int64 (K, 4) rows (record, joint*3+coord, token start, token end) whose values need
-    Python's float; fix[0, 0] holds their count on return... stored in err[6].
+    err = [code, line, a, b, token start, token end, number of fix rows]; fix: int64 (K, 5) rows
+    (record, joint*3+coord, token start, token end, line) of values that need Python's float.
     """
     n = len(buf)
     tok_s = np.zeros(13, dtype=np.int64)
@@ -360,6 +360,159 @@ def _parse_kernel(buf, p10, xyz, body_id, frame, fix, err):
     return rec
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _skip_line(buf, p, n):
+    while p < n and buf[p] != 10:
+        p += 1
+    return p + 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fast_uint(buf, p, n):
+    """A line holding one non-negative integer: (value, next line start); value -1 if not."""
+    while p < n and (buf[p] == 32 or buf[p] == 9):
+        p += 1
+    v = 0
+    nd = 0
+    while p < n and 48 <= buf[p] <= 57 and nd < 18:
+        v = v * 10 + (np.int64(buf[p]) - 48)
+        nd += 1
+        p += 1
+    while p < n and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13):
+        p += 1
+    if nd == 0 or (p < n and buf[p] != 10):
+        return -1, p
+    return v, p + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _fast_kernel(buf, p10, xyz, body_id, frame, out):
+    """The happy path only: returns the record count, or -1 at the first irregularity (the
+    careful :func:`_parse_kernel` then re-parses the file and describes what is wrong).
+    out = [declared frames, valid frames]."""
+    n = len(buf)
+    num_frames, p = _fast_uint(buf, 0, n)
+    if num_frames <= 0:
+        return -1
+    rec = 0
+    valid = 0
+    cap = xyz.shape[0]
+    for _f in range(num_frames):
+        nb, p = _fast_uint(buf, p, n)
+        if nb < 0:
+            return -1
+        if nb == 0:
+            continue
+        for _b in range(nb):
+            # body line: the bodyID, then 9 more fields
+            while p < n and buf[p] == 32:
+                p += 1
+            bid = 0
+            nd = 0
+            while p < n and 48 <= buf[p] <= 57:
+                bid = bid * 10 + (np.int64(buf[p]) - 48)
+                nd += 1
+                p += 1
+            if nd == 0 or nd > 18 or p >= n or buf[p] != 32:
+                return -1
+            cnt = 1
+            intok = False
+            while p < n and buf[p] != 10:
+                ch = buf[p]
+                if ch == 32 or ch == 9 or ch == 13:
+                    intok = False
+                elif not intok:
+                    intok = True
+                    cnt += 1
+                p += 1
+            if cnt != 10 or p >= n:
+                return -1
+            p += 1
+            nj, p = _fast_uint(buf, p, n)
+            if nj != 25 or rec >= cap:
+                return -1
+            for j in range(25):
+                for c in range(3):
+                    while p < n and buf[p] == 32:
+                        p += 1
+                    neg = False
+                    if p < n and buf[p] == 45:
+                        neg = True
+                        p += 1
+                    mant = np.int64(0)
+                    sig = 0
+                    exp10 = 0
+                    nd = 0
+                    while p < n:
+                        d = np.int64(buf[p]) - 48
+                        if d < 0 or d > 9:
+                            break
+                        if mant != 0 or d != 0:
+                            mant = mant * 10 + d
+                            sig += 1
+                        nd += 1
+                        p += 1
+                    if p < n and buf[p] == 46:
+                        p += 1
+                        while p < n:
+                            d = np.int64(buf[p]) - 48
+                            if d < 0 or d > 9:
+                                break
+                            if mant != 0 or d != 0:
+                                mant = mant * 10 + d
+                                sig += 1
+                            exp10 -= 1
+                            nd += 1
+                            p += 1
+                    if p < n and (buf[p] == 101 or buf[p] == 69):
+                        p += 1
+                        eneg = False
+                        if p < n and (buf[p] == 45 or buf[p] == 43):
+                            eneg = buf[p] == 45
+                            p += 1
+                        ev = 0
+                        ne = 0
+                        while p < n and 48 <= buf[p] <= 57 and ne < 4:
+                            ev = ev * 10 + (np.int64(buf[p]) - 48)
+                            ne += 1
+                            p += 1
+                        if ne == 0:
+                            return -1
+                        exp10 += -ev if eneg else ev
+                    if nd == 0 or sig > 15 or exp10 > 22 or exp10 < -22:
+                        return -1
+                    if p >= n or not (buf[p] == 32 or buf[p] == 9):
+                        return -1
+                    if exp10 >= 0:
+                        v = np.float64(mant) * p10[exp10]
+                    else:
+                        v = np.float64(mant) / p10[-exp10]
+                    xyz[rec, j, c] = np.float32(-v if neg else v)
+                # the 9 other fields: counted, not converted
+                cnt = 3
+                intok = False
+                while p < n and buf[p] != 10:
+                    ch = buf[p]
+                    if ch == 32 or ch == 9 or ch == 13:
+                        intok = False
+                    elif not intok:
+                        intok = True
+                        cnt += 1
+                    p += 1
+                if cnt != 12 or p >= n:
+                    return -1
+                p += 1
+            body_id[rec] = bid
+            frame[rec] = valid
+            rec += 1
+        valid += 1
+    if valid == 0:
+        return -1
+    out[0] = num_frames
+    out[1] = valid
+    return rec
+
+
 def parse_skeleton_bytes(data: bytes, name: str) -> RawSkeleton:
     """Parse one ``.skeleton`` file's bytes; raises :class:`ParseError` on damaged input."""
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -367,6 +520,13 @@ def parse_skeleton_bytes(data: bytes, name: str) -> RawSkeleton:
     xyz = np.empty((cap, 25, 3), dtype=np.float32)
     body_id = np.empty(cap, dtype=np.int64)
     frame = np.empty(cap, dtype=np.int32)
+    counts = np.zeros(2, dtype=np.int64)
+    rec = _fast_kernel(buf, _P10, xyz, body_id, frame, counts)
+    if rec >= 0:
+        return RawSkeleton(
+            name, int(counts[0]), int(counts[1]), xyz[:rec], body_id[:rec], frame[:rec]
+        )
+    # something unusual: the careful kernel parses exactly what it can and says what is wrong
     fix = np.empty((256, 5), dtype=np.int64)
     err = np.zeros(7, dtype=np.int64)
     rec = _parse_kernel(buf, _P10, xyz, body_id, frame, fix, err)

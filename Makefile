@@ -1,0 +1,39 @@
+# Two commands do all setup on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= demo_out
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU build of torch first: a bare `torch` would pull a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[train,viz,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/s2v-prep synth $(DEMO)/raw --classes 10 --per-class 30 --faults
+	$(BIN)/s2v-prep ntu60 $(DEMO)/raw -o $(DEMO)/synth60.zarr
+	$(BIN)/s2v-prep info $(DEMO)/synth60.zarr
+	$(BIN)/s2v-prep verify $(DEMO)/synth60.zarr
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python benchmarks/prep.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,189 @@
+"""Conversion benchmark: s2v-prep against the reference scripts' approach, in one process.
+
+Prints, for a synthetic NTU-format corpus of distinct files:
+- files/s and MB/s of the whole conversion (parse, denoise, centre, motion prior, compress,
+  write) with 1 worker and with all cores;
+- the time to merely read the same bytes (the floor);
+- the ratio to a plain-Python, line-by-line parse of the same files, written the way the
+  reference scripts (CTR-GCN get_raw_skes_data.py) read them, measured in this process;
+- peak memory of conversions of N/2 and N files (flat = independent of the number of files);
+- the store size against the padded (N, 300, 150) float32 array of the reference .npz.
+
+Budgets (design.md §6): CPU time per file >= 15x below the reference (1 worker); wall time with
+all cores of a 2-core machine >= 30x below the reference on one core; store <= 15 % of the
+padded array. Usage: python benchmarks/prep.py [--files 2000] [--corpus DIR] [--baseline 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def reference_style_parse(path: Path) -> dict:
+    """Read a file the way the reference does: readlines, split every line, np.array of the
+    first three fields per joint, per-body arrays grown with np.vstack frame by frame, then the
+    per-body motion. (Our own re-implementation of the approach, for timing only.)"""
+    with open(path) as f:
+        lines = f.readlines()
+    num_frames = int(lines[0].strip("\r\n"))
+    bodies: dict[str, dict] = {}
+    line = 1
+    valid = -1
+    for _ in range(num_frames):
+        nb = int(lines[line].strip("\r\n"))
+        line += 1
+        if nb == 0:
+            continue
+        valid += 1
+        joints = np.zeros((nb, 25, 3), dtype=np.float32)
+        for b in range(nb):
+            body_id = lines[line].strip("\r\n").split()[0]
+            line += 1
+            nj = int(lines[line].strip("\r\n"))
+            line += 1
+            for j in range(nj):
+                fields = lines[line].strip("\r\n").split()
+                joints[b, j] = np.array(fields[:3], dtype=np.float32)
+                line += 1
+            if body_id in bodies:
+                entry = bodies[body_id]
+                entry["joints"] = np.vstack((entry["joints"], joints[b]))
+                entry["interval"].append(entry["interval"][-1] + 1)
+            else:
+                bodies[body_id] = {"joints": joints[b], "interval": [valid]}
+    if len(bodies) > 1:
+        for entry in bodies.values():
+            entry["motion"] = np.sum(np.var(entry["joints"], axis=0))
+    return bodies
+
+
+def make_corpus(dst: Path, n_files: int, seed: int) -> list[Path]:
+    from s2v.preprocess.synth import SynthConfig, generate_corpus
+
+    classes = 20
+    cfg = SynthConfig(classes=classes, per_class=max(1, n_files // classes), seed=seed)
+    return generate_corpus(dst, cfg, progress=True)
+
+
+CHILD = """
+import json, resource, sys, time
+from s2v.preprocess.convert import ConvertOptions, convert
+t0 = time.perf_counter(); c0 = time.process_time()
+s = convert(sys.argv[1], sys.argv[2], ConvertOptions(), workers=int(sys.argv[3]), progress=False)
+wall = time.perf_counter() - t0
+cpu = time.process_time() - c0
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": cpu + kids.ru_utime + kids.ru_stime,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "converted": s.converted, "frames": s.frames, "bytes_out": s.bytes_out}))
+"""
+
+
+def run_convert(raw: Path, out: Path, workers: int) -> dict:
+    """One conversion in a fresh process (so its peak memory is its own)."""
+    if out.exists():
+        shutil.rmtree(out)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(raw), str(out), str(workers)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--files", type=int, default=2000, help="corpus size (synthetic, distinct)")
+    ap.add_argument("--corpus", type=Path, default=None, help="reuse/keep the corpus here")
+    ap.add_argument("--baseline", type=int, default=300, help="files timed with the baseline")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="s2v-bench-"))
+    raw = args.corpus or tmp / "raw"
+    files = sorted(raw.glob("*.skeleton")) if raw.exists() else []
+    if len(files) < args.files:
+        print(f"generating {args.files} synthetic files in {raw} ...", flush=True)
+        files = make_corpus(raw, args.files, args.seed)
+    files = files[: args.files]
+    total_bytes = sum(p.stat().st_size for p in files)
+    n = len(files)
+    cores = os.cpu_count() or 1
+    print(f"corpus: {n} files, {total_bytes / 1e6:.1f} MB, {cores} cores", flush=True)
+
+    # the floor: reading the bytes (after a first pass, from the page cache)
+    for p in files:
+        p.read_bytes()
+    t0 = time.perf_counter()
+    for p in files:
+        p.read_bytes()
+    t_read = time.perf_counter() - t0
+
+    # our per-file CPU time, one process, in this process (kernels warmed up first)
+    from s2v.preprocess.convert import ConvertOptions, convert_file
+
+    opts = ConvertOptions()
+    for p in files[:5]:
+        convert_file(0, str(p), opts)
+    sub = files[: args.baseline]
+    c0 = time.process_time()
+    for p in sub:
+        convert_file(0, str(p), opts)
+    t_ours_file = (time.process_time() - c0) / len(sub)
+
+    # the reference approach on the same files
+    c0 = time.process_time()
+    for p in sub:
+        reference_style_parse(p)
+    t_ref_file = (time.process_time() - c0) / len(sub)
+
+    # whole conversions (fresh processes): 1 worker and all cores; N/2 files for memory
+    half = tmp / "half"
+    half.mkdir()
+    for p in files[: n // 2]:
+        os.symlink(p.resolve(), half / p.name)
+    r_half = run_convert(half, tmp / "half.zarr", 1)
+    r1 = run_convert(raw, tmp / "w1.zarr", 1)
+    rn = run_convert(raw, tmp / "wn.zarr", cores)
+    ref_wall_total = t_ref_file * n
+
+    padded = r1["converted"] * 300 * 150 * 4
+    mb = total_bytes / 1e6
+    rows = [
+        ("read bytes only", t_read, n / t_read, mb / t_read, ""),
+        ("reference-style parse (1 core)", ref_wall_total, 1 / t_ref_file, mb / ref_wall_total, "1.0x"),
+        ("s2v convert_file CPU (1 core)", t_ours_file * n, 1 / t_ours_file, mb / (t_ours_file * n),
+         f"{t_ref_file / t_ours_file:.1f}x CPU/file (budget >= 15x)"),
+        ("s2v-prep, 1 worker (wall)", r1["wall"], n / r1["wall"], mb / r1["wall"],
+         f"{ref_wall_total / r1['wall']:.1f}x"),
+        (f"s2v-prep, {cores} workers (wall)", rn["wall"], n / rn["wall"], mb / rn["wall"],
+         f"{ref_wall_total / rn['wall']:.1f}x (budget >= 30x on 2 cores)"),
+    ]  # fmt: skip
+    print()
+    print(f"{'':34s} {'seconds':>9s} {'files/s':>9s} {'MB/s':>8s}  ratio to reference")
+    for name, sec, fps, mbs, ratio in rows:
+        print(f"{name:34s} {sec:9.2f} {fps:9.0f} {mbs:8.1f}  {ratio}")
+    print()
+    print(f"peak memory, 1 worker: {r_half['maxrss_mb']:.0f} MB for {n // 2} files, "
+          f"{r1['maxrss_mb']:.0f} MB for {n} files (ratio {r1['maxrss_mb'] / r_half['maxrss_mb']:.2f})")  # fmt: skip
+    print(
+        f"store: {r1['bytes_out'] / 1e6:.1f} MB for {r1['converted']} samples, "
+        f"{r1['frames']} frames; padded (N, 300, 150) float32: {padded / 1e6:.1f} MB "
+        f"-> {r1['bytes_out'] / padded:.1%} (budget <= 15 %); raw text {mb:.1f} MB"
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

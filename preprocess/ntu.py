@@ -458,13 +458,30 @@ def _fast_kernel(buf, nl, p10, xyz, body_id, frame, out):
                             exp10 -= 1
                             nd += 1
                             p += 1
-                    if p < e and (buf[p] == 101 or buf[p] == 69):
-                        return -1  # exponent notation: the careful kernel handles it
-                    if nd == 0 or nd > 18 or mant > 9007199254740992 or exp10 < -22:
+                    if p < e and (buf[p] == 101 or buf[p] == 69):  # exponent, as in 7.4e-05
+                        p += 1
+                        eneg = False
+                        if p < e and (buf[p] == 45 or buf[p] == 43):
+                            eneg = buf[p] == 45
+                            p += 1
+                        ev = 0
+                        ne = 0
+                        while p < e and 48 <= buf[p] <= 57 and ne < 4:
+                            ev = ev * 10 + (np.int64(buf[p]) - 48)
+                            ne += 1
+                            p += 1
+                        if ne == 0:
+                            return -1
+                        exp10 += -ev if eneg else ev
+                    # exact: mant and 10^|exp10| are both exact doubles (Clinger's fast path)
+                    if nd == 0 or nd > 18 or mant > 9007199254740992 or abs(exp10) > 22:
                         return -1
                     if p >= e or buf[p] != 32:
                         return -1
-                    v = np.float64(mant) / p10[-exp10]
+                    if exp10 < 0:
+                        v = np.float64(mant) / p10[-exp10]
+                    else:
+                        v = np.float64(mant) * p10[exp10]
                     xyz[rec, j, c] = np.float32(-v if neg else v)
                     p += 1
                 # the 9 other fields: counted, not converted

@@ -139,3 +139,39 @@ def test_names_are_parsed_and_others_rejected():
     ids = parse_name("S017C003P040R002A120.skeleton")
     assert (ids.setup, ids.camera, ids.subject, ids.replication, ids.action) == (17, 3, 40, 2, 120)
     assert parse_name("S17C003P040R002A120") is None and parse_name("readme.txt") is None
+
+
+def _both_kernels(data: bytes):
+    from s2v.preprocess import ntu
+
+    buf = np.frombuffer(data, np.uint8)
+    cap = len(buf) // 600 + 1
+    fast = (np.empty((cap, 25, 3), np.float32), np.empty(cap, np.int64), np.empty(cap, np.int32))
+    n_fast = ntu._fast_kernel(
+        buf, np.flatnonzero(buf == 10), ntu._P10, *fast, np.zeros(2, np.int64)
+    )
+    careful = (np.empty((cap, 25, 3), np.float32), np.empty(cap, np.int64), np.empty(cap, np.int32))
+    err = np.zeros(7, np.int64)
+    n_careful = ntu._parse_kernel(buf, ntu._P10, *careful, np.empty((256, 5), np.int64), err)
+    return n_fast, fast, n_careful, careful, err
+
+
+def test_fast_path_takes_real_files_and_exponents_and_agrees_with_the_careful_kernel(shared_data):
+    files = sorted((shared_data / "ntu").glob("*.skeleton"))
+    j = body(3)
+    j[0] = [-7.457591e-05, 1.5e-3, 3.0]  # exponent notation, as %g prints small values
+    extra = skeleton_text([[(1, j)], [(1, body(4))]]).encode()
+    assert b"e-05" in extra
+    for data in [p.read_bytes() for p in files] + [extra]:
+        n_fast, fast, n_careful, careful, err = _both_kernels(data)
+        assert n_fast >= 0, "the fast kernel bailed out on a valid file"
+        assert n_fast == n_careful and err[0] == 0 and err[6] == 0
+        for a, b in zip(fast, careful, strict=True):
+            assert np.array_equal(a[:n_fast], b[:n_fast])
+
+
+def test_fast_path_bails_out_on_anything_unusual():
+    text = skeleton_text([[(1, body(0))]])
+    for damaged in (text.replace(" ", "  ", 1), text.replace(" ", "\t", 1), text[:-30]):
+        n_fast, *_ = _both_kernels(damaged.encode())
+        assert n_fast == -1

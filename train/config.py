@@ -36,7 +36,7 @@ class ModelConfig:
     decoder_dim: int = 256
     decoder_depth: int = 3
     decoder_heads: int = 8
-    layer_scale: float = 1e-4  # LayerScale init
+    layer_scale: float = 1e-4  # LayerScale init (0: none, as MAMP)
     drop_path: float = 0.0  # 0 in pretraining
     qkv_bias: bool = True
 
@@ -74,6 +74,7 @@ class DataConfig:
     rotation: float = 0.3  # max rotation angle (rad) about x, y, z
     workers: int = 4  # DataLoader workers per rank
     in_memory: bool = False  # load the benchmark's clips into RAM once
+    block_window: int = 0  # >0: shuffle within runs of this many storage blocks (faster streaming)
     align_view: bool = False  # the preset expects a view-aligned store (NTU-60 xview)
 
 
@@ -99,7 +100,7 @@ class RunConfig:
     compile: bool = False  # torch.compile the student
     amp: bool = True  # bf16 autocast (CUDA only)
     log_every: int = 10  # optimiser steps between metrics lines
-    ckpt_every: int = 50  # epochs between kept checkpoint-epXXXX.pt (latest: every epoch)
+    ckpt_every: int = 100  # epochs between kept checkpoint-epXXXX.pt (latest: every epoch)
     max_steps: int = 0  # stop (and checkpoint) after this many optimiser steps; 0: whole run
 
 
@@ -134,6 +135,8 @@ def update(obj: Any, values: dict[str, Any], where: str = "") -> None:
     """Recursively set dataclass fields from a nested dict; unknown keys are errors."""
     known = {f.name: f for f in fields(obj)}
     for key, value in values.items():
+        if key.startswith("_"):  # "_about": comments in preset files
+            continue
         name = f"{where}{key}"
         if key not in known:
             raise ConfigError(f"unknown config key '{name}' (known: {', '.join(known)})")
@@ -174,9 +177,7 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
         if kind is str:
             return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"config key '{name}': expected {kind.__name__}, got {value!r}"
-        ) from None
+        raise ConfigError(f"config key '{name}': expected {kind.__name__}, got {value!r}") from None
     return value
 
 

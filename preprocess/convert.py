@@ -369,14 +369,16 @@ def convert(
         writer = None
         if head == fp and partial.exists():
             try:
-                writer = StoreWriter(partial, opts.fmt, resume_frames=committed, **writer_opts)
+                writer = StoreWriter(
+                    partial, opts.fmt, resume_frames=committed, pool=pool, **writer_opts
+                )
             except S2VError:
                 writer = None  # damaged partial (e.g. HDF5 killed mid-write): start over
         if writer is None:
             _remove(partial)
             rows, failed, committed, next_file, skip = [], [], 0, 0, 0
             log.start(fp)
-            writer = StoreWriter(partial, opts.fmt, **writer_opts)
+            writer = StoreWriter(partial, opts.fmt, pool=pool, **writer_opts)
         summary.resumed_from = next_file
 
         # processed, not yet committed: (file index, row | None, failure | None, first frame)
@@ -400,6 +402,8 @@ def convert(
                 pending.append((res.index, res.row, None, start))
                 if writer.append(joints, motion):
                     pending = _commit(log, writer.committed, pending, rows, failed, len(files))
+            if writer.poll(wait=True):  # blocks still being written by the pool
+                pending = _commit(log, writer.committed, pending, rows, failed, len(files))
         except KeyboardInterrupt:
             bar.close()
             writer.close()

@@ -228,11 +228,15 @@ class StoreWriter:
         chunk_frames: int = CHUNK_FRAMES,
         shard_chunks: int = SHARD_CHUNKS,
         motion_dtype: str = "float16",
+        pool: Any = None,
     ) -> None:
         self.path = Path(path)
         self.fmt = fmt
         self.block_frames = chunk_frames * shard_chunks
         self.motion_dtype = np.dtype(motion_dtype)
+        # Zarr blocks are whole shards (separate files), so a process pool can compress and
+        # write them in parallel; HDF5 is written by this process alone.
+        self.pool = pool if fmt == "zarr" else None
         if resume_frames is None:
             self.be = open_backend(self.path, "w", fmt)
             shards_j = (self.block_frames, 2, 25, 3) if fmt == "zarr" else None
@@ -253,39 +257,53 @@ class StoreWriter:
             self.be.resize(self.joints, (resume_frames, 2, 25, 3))
             self.be.resize(self.motion, (resume_frames, 2, 25))
             self.committed = resume_frames
+        self._written = self.committed  # frames handed to a write (done or in flight)
+        self._inflight: list[tuple[Any, int]] = []  # (async result, end frame), in order
         self._buf_j: list[np.ndarray] = []
         self._buf_m: list[np.ndarray] = []
         self._buffered = 0
 
     @property
     def total_frames(self) -> int:
-        """Frames appended so far (committed + buffered)."""
-        return self.committed + self._buffered
+        """Frames appended so far (written, in flight or buffered)."""
+        return self._written + self._buffered
 
     def append(self, joints: np.ndarray, motion: np.ndarray) -> bool:
-        """Add one sample's frames; returns True when full blocks were written (new commit)."""
-        if len(joints) == 0:
-            return False
-        self._buf_j.append(np.ascontiguousarray(joints, dtype=np.float32))
-        self._buf_m.append(np.ascontiguousarray(motion, dtype=self.motion_dtype))
-        self._buffered += len(joints)
-        if self._buffered < self.block_frames:
-            return False
-        n_full = (self._buffered // self.block_frames) * self.block_frames
-        self._write(n_full)
-        return True
+        """Add one sample's frames; returns True when the committed frame count advanced."""
+        if len(joints):
+            self._buf_j.append(np.ascontiguousarray(joints, dtype=np.float32))
+            self._buf_m.append(np.ascontiguousarray(motion, dtype=self.motion_dtype))
+            self._buffered += len(joints)
+        if self._buffered >= self.block_frames:
+            self._write((self._buffered // self.block_frames) * self.block_frames)
+        return self.poll()
+
+    def poll(self, wait: bool = False) -> bool:
+        """Advance ``committed`` over finished parallel writes (in order); True if it moved."""
+        before = self.committed
+        while self._inflight and (wait or self._inflight[0][0].ready()):
+            result, end = self._inflight.pop(0)
+            result.get()  # re-raises a worker's exception
+            self.committed = end
+        if not self._inflight:
+            self.committed = self._written
+        return self.committed != before
 
     def _write(self, n: int) -> None:
         j = np.concatenate(self._buf_j) if len(self._buf_j) > 1 else self._buf_j[0]
         m = np.concatenate(self._buf_m) if len(self._buf_m) > 1 else self._buf_m[0]
-        a, b = self.committed, self.committed + n
+        a, b = self._written, self._written + n
         self.be.resize(self.joints, (b, 2, 25, 3))
         self.be.resize(self.motion, (b, 2, 25))
-        self.joints[a:b] = j[:n]
-        self.motion[a:b] = m[:n]
-        if self.fmt == "h5":
-            self.be.f.flush()
-        self.committed = b
+        if self.pool is not None and n % self.block_frames == 0:
+            task = self.pool.apply_async(write_region, (str(self.path), a, j[:n], m[:n]))
+            self._inflight.append((task, b))
+        else:
+            self.joints[a:b] = j[:n]
+            self.motion[a:b] = m[:n]
+            if self.fmt == "h5":
+                self.be.f.flush()
+        self._written = b
         self._buf_j = [j[n:]] if n < len(j) else []
         self._buf_m = [m[n:]] if n < len(m) else []
         self._buffered = len(j) - n
@@ -300,6 +318,7 @@ class StoreWriter:
         """Write the tail, the tables and the attributes (with checksums); close."""
         if self._buffered:
             self._write(self._buffered)
+        self.poll(wait=True)
         if int(offsets[-1]) != self.committed:
             raise StoreError(
                 f"{self.path}: offsets end at {int(offsets[-1])}, store has {self.committed} frames"
@@ -341,6 +360,18 @@ class StoreWriter:
 
     def close(self) -> None:
         self.be.close()
+
+
+def write_region(path: str, start: int, joints: np.ndarray, motion: np.ndarray) -> None:
+    """Write whole shards of a Zarr store's joints and motion (runs in a worker process)."""
+    import numcodecs.blosc
+    import zarr
+
+    # Blosc's internal thread pool does not survive fork: compress in this thread only
+    numcodecs.blosc.use_threads = False
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    root["joints"][start : start + len(joints)] = joints
+    root["motion"][start : start + len(motion)] = motion
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,8 +33,12 @@ def main() -> None:
     \b
     s2v-prep synth DIR                    write a synthetic NTU-format corpus
     s2v-prep ntu60|ntu120 RAW_DIR -o OUT  convert NTU RGB+D .skeleton files
+    s2v-prep pku1|pku2 RAW_DIR --labels DIR --splits DIR -o OUT
+                                          convert PKU-MMD phase 1 / 2 into labelled clips
     s2v-prep info|verify STORE            inspect / check a store
-    s2v-prep export STORE -o DIR          write the CTR-GCN/MAMP .npz of a benchmark
+    s2v-prep export STORE -o DIR|FILE     write CTR-GCN/MAMP .npz or a PYSKL .pkl
+    s2v-prep import FILE -o OUT           build a store from a .npz or a PYSKL .pkl
+    s2v-prep show STORE SAMPLE -o x.png   draw a sample (PNG strip or GIF)
     """
 
 
@@ -254,6 +258,171 @@ def ntu120(
     )
 
 
+def _pku_command(dataset: str, phase: str, split_files: str):
+    """The pku1 / pku2 commands: the same options, another phase."""
+
+    @main.command(
+        dataset,
+        help=f"Convert PKU-MMD phase {phase} (RAW_DIR: its skeleton .txt files) into one store "
+        "of labelled clips.\n\nEvery label row becomes a clip (all-zero clips are dropped), "
+        "labels 0-50, splits xsub and xview from the official split files. Faults (damaged "
+        "rows, label rows outside the video, unknown videos in a split file) are reported and "
+        "the rest converts.",
+    )
+    @click.argument("raw_dir", type=click.Path(path_type=Path))
+    @click.option(
+        "--labels",
+        "labels_dir",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Folder of the label files (same names as the skeleton files).",
+    )
+    @click.option(
+        "--splits",
+        "splits_dir",
+        type=click.Path(path_type=Path),
+        required=True,
+        help=f"Folder of the official split files ({split_files}).",
+    )
+    @click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Store to write. Default: {dataset}.zarr (or {dataset}.h5) in the current folder.",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["zarr", "h5"]),
+        default="zarr",
+        show_default=True,
+        help="Zarr v3 directory or one HDF5 file.",
+    )
+    @click.option(
+        "--workers",
+        type=click.IntRange(1),
+        default=None,
+        help="Worker processes. Default: all cores. Output is identical for any count.",
+    )
+    @click.option(
+        "--trim",
+        type=click.Choice(["mamp", "aimclr"]),
+        default="mamp",
+        show_default=True,
+        help="How a label row cuts the video: mamp seq[start:end], aimclr seq[start-1:end] "
+        "(one frame more, at the start).",
+    )
+    @click.option(
+        "--center",
+        is_flag=True,
+        help="Centre every clip on joint 1 of actor 1 at its first non-zero frame (the NTU "
+        "rule; MAMP does not centre PKU-MMD).",
+    )
+    @click.option(
+        "--max-frames",
+        type=click.IntRange(1),
+        default=300,
+        show_default=True,
+        help="Keep the first N frames of longer clips (MAMP: 300).",
+    )
+    @click.option(
+        "--xsub", "bench_xsub", is_flag=True, help="Write the xsub split (default: both)."
+    )
+    @click.option(
+        "--xview", "bench_xview", is_flag=True, help="Write the xview split (default: both)."
+    )
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace an existing store (or unfinished conversion) made from other inputs or "
+        "options.",
+    )
+    @click.option("--strict", is_flag=True, help="Exit with status 3 if anything was reported.")
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+    def command(
+        raw_dir,
+        labels_dir,
+        splits_dir,
+        output,
+        fmt,
+        workers,
+        trim,
+        center,
+        max_frames,
+        bench_xsub,
+        bench_xview,
+        overwrite,
+        strict,
+        quiet,
+    ) -> None:
+        from s2v.preprocess.convert_pku import PkuOptions, convert_pku, default_output
+
+        benches = [b for b, on in (("xsub", bench_xsub), ("xview", bench_xview)) if on]
+        opts = PkuOptions(
+            dataset=dataset,
+            benchmarks=tuple(benches),
+            trim=trim,
+            center=center,
+            max_frames=max_frames,
+            fmt=fmt,
+        )
+        output = output or default_output(dataset, fmt)
+        if fmt == "h5" and output.suffix not in (".h5", ".hdf5"):
+            _fail(S2VError(f"{output}: an HDF5 store needs a .h5 suffix"))
+        if fmt == "zarr" and output.suffix in (".h5", ".hdf5"):
+            _fail(S2VError(f"{output}: use --format h5 for an HDF5 store"))
+        workers = workers or os.cpu_count() or 1
+        try:
+            s = convert_pku(
+                raw_dir,
+                labels_dir,
+                splits_dir,
+                output,
+                opts,
+                workers=workers,
+                overwrite=overwrite,
+                progress=not quiet,
+            )
+        except S2VError as exc:
+            _fail(exc)
+            return
+        if s.already_complete:
+            click.echo(f"{output} is already complete ({s.converted} clips): nothing to do")
+            return
+        rate = s.videos / s.seconds if s.seconds else 0.0
+        splits = ", ".join(f"{b} {tr}/{te}" for b, (tr, te) in s.splits.items())
+        lines = [
+            f"wrote {output}",
+            f"  converted      {s.converted} clips of {s.videos} videos, {s.frames} frames "
+            f"(trim {trim}{', centred' if center else ''})",
+            f"  dropped        {s.dropped_empty} all-zero clips; {s.truncated} clips truncated "
+            f"to {max_frames} frames",
+        ]
+        if s.outside_dataset:
+            lines.append(f"  ignored        {s.outside_dataset} .txt files not named as {dataset}")
+        lines.append(f"  failed         {len(s.failed)}")
+        for f in s.failed[:20]:
+            lines.append(f"    {f['reason']}")
+        if len(s.failed) > 20:
+            lines.append(f"    ... and {len(s.failed) - 20} more (s2v-prep info {output})")
+        ratio = s.bytes_out / s.bytes_in if s.bytes_in else 0.0
+        lines += [
+            f"  splits         {splits or 'none'}",
+            f"  bytes          {_human(s.bytes_in)} in, {_human(s.bytes_out)} out ({ratio:.1%})",
+            f"  time           {s.seconds:.1f} s ({rate:.0f} videos/s, {workers} workers)",
+        ]
+        click.echo("\n".join(lines))
+        if strict and s.failed:
+            sys.exit(3)
+
+    return command
+
+
+pku1 = _pku_command("pku1", "1", "cross-subject.txt, cross-view.txt")
+pku2 = _pku_command("pku2", "2", "cross_subject_v2.txt, cross_view_v2.txt")
+
+
 @main.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -367,10 +536,11 @@ def verify(store, quiet) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["ctrgcn"]),
+    type=click.Choice(["ctrgcn", "pyskl"]),
     default="ctrgcn",
     show_default=True,
-    help="Export format (CTR-GCN/MAMP .npz).",
+    help="ctrgcn: one CTR-GCN/MAMP .npz per benchmark; pyskl: one PYSKL/MMAction2 annotation "
+    ".pkl with every benchmark's split.",
 )
 @click.option(
     "--benchmark",
@@ -381,32 +551,41 @@ def verify(store, quiet) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=Path("."),
     show_default=True,
-    help="Folder for the exported files.",
+    help="ctrgcn: folder for the .npz files. pyskl: the .pkl file (or a folder for "
+    "DATASET_3danno.pkl).",
 )
 @click.option(
     "--pad",
     default="300",
     show_default=True,
-    help="Frames per sample, or 'longest' (the longest sample of the benchmark).",
+    help="ctrgcn: frames per sample, or 'longest' (the longest sample of the benchmark).",
 )
 @click.option(
     "--naming",
     type=click.Choice(["mamp", "ctrgcn"]),
     default="mamp",
     show_default=True,
-    help="File names: NTU60_XSub.npz (mamp) or NTU60_CS.npz.",
+    help="ctrgcn: file names NTU60_XSub.npz (mamp) or NTU60_CS.npz.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def export(store, fmt, benchmarks, output, pad, naming, quiet) -> None:
     """Write STORE's benchmarks in another toolkit's format."""
     import s2v
-    from s2v.preprocess.export import export_ctrgcn
+    from s2v.preprocess.export import export_ctrgcn, export_pyskl
 
     try:
         st = s2v.open(store)
+        if fmt == "pyskl":
+            if output.suffix.lower() not in (".pkl", ".pickle"):
+                output = output / f"{st.dataset or 'store'}_3danno.pkl"
+            path = export_pyskl(st, output, benchmarks=benchmarks or None, progress=not quiet)
+            click.echo(f"wrote {path} ({len(st)} samples, {_human(path.stat().st_size)})")
+            return
+        if output.is_file():
+            raise S2VError(f"{output}: --format ctrgcn writes into a folder, this is a file")
         pad_len = None if pad == "longest" else int(pad)
         for bench in benchmarks or st.benchmarks:
             path = export_ctrgcn(st, bench, output, pad=pad_len, naming=naming, progress=not quiet)
@@ -415,6 +594,110 @@ def export(store, fmt, benchmarks, output, pad, naming, quiet) -> None:
         _fail(S2VError(f"--pad must be a number of frames or 'longest', got '{pad}'"))
     except S2VError as exc:
         _fail(exc)
+
+
+@main.command("import")
+@click.argument("source", metavar="FILE", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Store to write (.zarr directory or .h5 file).",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="Dataset name (ntu60, ntu120, pku1, pku2, or any). Default: from the file name.",
+)
+@click.option(
+    "--benchmark",
+    default=None,
+    help=".npz: the benchmark its train/test parts belong to. Default: from the file name "
+    "(XSub/CS/CSub -> xsub, XView/CV -> xview, XSet/CSet -> xset).",
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow loading a PYSKL .pkl: unpickling runs code stored in the file, so only for "
+    "files from a source you trust.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def import_(source, output, dataset, benchmark, trust_pickle, overwrite, quiet) -> None:
+    """Build a store from a CTR-GCN/MAMP .npz or a PYSKL annotation .pkl (FILE).
+
+    \b
+    .npz: frames up to each sample's last non-zero row; NTU-120's copy of a single
+          actor into slot 2 is undone (recorded as slots=1, so a ctrgcn export writes
+          the same file again); names sample_000000, ...
+    .pkl: names from frame_dir, benchmarks from the split keys (xsub_train/xsub_val).
+    """
+    from s2v.preprocess.importers import import_file
+
+    try:
+        s = import_file(
+            source,
+            output,
+            dataset=dataset,
+            benchmark=benchmark,
+            trust_pickle=trust_pickle,
+            overwrite=overwrite,
+            progress=not quiet,
+        )
+    except S2VError as exc:
+        _fail(exc)
+        return
+    if s.already_complete:
+        click.echo(f"{output} is already complete ({s.samples} samples): nothing to do")
+        return
+    splits = ", ".join(f"{b} {tr}/{te}" for b, (tr, te) in (s.splits or {}).items())
+    click.echo(
+        "\n".join(
+            [
+                f"wrote {output}",
+                f"  imported       {s.samples} samples, {s.frames} frames ({s.kind}, {s.dataset})",
+                f"  splits         {splits or 'none'}",
+                f"  bytes          {_human(s.bytes_in)} in, {_human(s.bytes_out)} out",
+                f"  time           {s.seconds:.1f} s",
+            ]
+        )
+    )
+
+
+@main.command("show")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("sample", metavar="SAMPLE_OR_NAME")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="out.png (a strip of frames side by side) or out.gif (an animation).",
+)
+@click.option(
+    "--motion", is_flag=True, help="Colour the joints by the motion prior (with a colorbar)."
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(1),
+    default=None,
+    help="Frames drawn, spread evenly over the clip. Default: 8 (png), all (gif).",
+)
+def show(store, sample, output, motion, frames) -> None:
+    """Draw sample SAMPLE_OR_NAME (its name or index) of STORE, seen from the front.
+
+    Bones of actor 1 in blue, actor 2 in orange; needs matplotlib (the 'viz' extra).
+    """
+    import s2v
+    from s2v.preprocess.show import render
+
+    try:
+        path = render(s2v.open(store), sample, output, motion=motion, frames=frames)
+    except S2VError as exc:
+        _fail(exc)
+        return
+    click.echo(f"wrote {path} ({_human(path.stat().st_size)})")
 
 
 if __name__ == "__main__":

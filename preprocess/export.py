@@ -5,11 +5,19 @@
 the split's order, NTU-120 single-slot samples duplicated into actor 2. The arrays are streamed
 into the (uncompressed) zip one sample at a time, so memory stays flat even for the 20 GB
 NTU-120 files.
+
+``pyskl``: the annotation pickle of PYSKL / MMAction2 (``ntu60_3danno.pkl`` style): a dict with
+``split`` (``{'xsub_train': [frame_dir, ...], 'xsub_val': [...], ...}``) and ``annotations``, one
+dict per sample with ``frame_dir`` (the sample name), ``label``, ``total_frames`` and
+``keypoint`` float32 (M, T, 25, 3), M = 1 or 2 actors (no NTU-120 duplication).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -98,4 +106,68 @@ def export_ctrgcn(
             _write_npy(zf, f"y_{part}", onehot.shape, np.float64, [onehot])
     bar.close()
     tmp.replace(path)
+    return path
+
+
+# store part -> PYSKL's split suffix (PYSKL calls the test part 'val': xsub_train, xsub_val)
+PYSKL_PARTS = {"train": "train", "test": "val"}
+
+
+def iter_clips(store: Store, block_frames: int = 1 << 16) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, clip) of every sample in store order, read in blocks of whole samples (one
+    chunk decoded once, not once per sample)."""
+    off = store.offsets
+    n = len(off) - 1
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and off[j + 1] - off[i] <= block_frames:
+            j += 1
+        block = np.asarray(store.joints[off[i] : off[j]])
+        for k in range(i, j):
+            yield k, block[off[k] - off[i] : off[k + 1] - off[i]]
+        i = j
+
+
+def pyskl_annotation(name: str, label: int, clip: np.ndarray) -> dict:
+    """One PYSKL annotation from a clip (T, 2, 25, 3): keypoint (M, T, 25, 3), M = 2 when
+    actor 2 has data anywhere in the clip, else 1."""
+    m = 2 if clip[:, 1].any() else 1
+    keypoint = np.ascontiguousarray(clip[:, :m].transpose(1, 0, 2, 3), dtype=np.float32)
+    return {"frame_dir": name, "label": int(label), "total_frames": len(clip), "keypoint": keypoint}
+
+
+def export_pyskl(
+    store: Store,
+    path: str | Path,
+    *,
+    benchmarks: list[str] | tuple[str, ...] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write the PYSKL annotation pickle of ``store`` to ``path`` (atomically); returns it.
+
+    Every sample of the store is annotated, in store order; ``split`` holds the benchmarks
+    (default: all of the store's), parts named ``{benchmark}_train`` / ``{benchmark}_val``.
+    The whole pickle is built in memory (about the size of the store's joints, uncompressed).
+    """
+    from tqdm import tqdm
+
+    path = Path(path)
+    names = store.column("name")
+    labels = store.labels
+    split = {}
+    for bench in benchmarks or store.benchmarks:
+        for part, suffix in PYSKL_PARTS.items():
+            split[f"{bench}_{suffix}"] = [str(names[i]) for i in store.split(bench, part)]
+    bar = tqdm(total=len(store), unit="sample", desc=path.name, disable=not progress)
+    annotations = []
+    for i, clip in iter_clips(store):
+        annotations.append(pyskl_annotation(str(names[i]), labels[i], clip))
+        bar.update(1)
+    bar.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        pickle.dump({"split": split, "annotations": annotations}, f, protocol=4)
+    os.replace(tmp, path)
     return path

@@ -258,6 +258,28 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def check_output(output: Path, fp: str, overwrite: bool, summary: Summary) -> bool:
+    """True if ``output`` is already complete for fingerprint ``fp`` (``summary`` is filled in
+    from it). Raises if it holds a store made from other inputs or options and ``overwrite`` is
+    off; returns False when there is nothing there or it may be replaced."""
+    if not output.exists():
+        return False
+    if _store_fingerprint(output) == fp:
+        st = s2v.open(output)
+        summary.already_complete = True
+        summary.converted = len(st)
+        summary.frames = int(st.offsets[-1])
+        summary.failed = list(st.attrs.get("failed", []))
+        summary.bytes_out = _size(output)
+        return True
+    if not overwrite:
+        raise S2VError(
+            f"{output} exists and was made from other inputs or options "
+            "(use --overwrite to replace it)"
+        )
+    return False
+
+
 class ProgressLog:
     """Append-only JSON lines: a header, then one record per committed block."""
 
@@ -324,21 +346,9 @@ def convert(
     summary = Summary(output=str(output), skipped_missing=len(skipped), outside_dataset=outside)
     summary.bytes_in = sum(p.stat().st_size for p in files)
 
-    if output.exists():
-        if _store_fingerprint(output) == fp:
-            summary.already_complete = True
-            st = s2v.open(output)
-            summary.converted = len(st)
-            summary.frames = int(st.offsets[-1])
-            summary.failed = list(st.attrs.get("failed", []))
-            summary.bytes_out = _size(output)
-            summary.seconds = time.perf_counter() - t0
-            return summary
-        if not overwrite:
-            raise S2VError(
-                f"{output} exists and was made from other inputs or options "
-                "(use --overwrite to replace it)"
-            )
+    if check_output(output, fp, overwrite, summary):
+        summary.seconds = time.perf_counter() - t0
+        return summary
 
     partial = output.with_name(output.name + ".partial")
     log = ProgressLog(output.with_name(output.name + ".partial.progress"))

@@ -36,7 +36,7 @@ from s2v.preprocess.convert import (
     _bar,
     _remove,
     _size,
-    _store_fingerprint,
+    check_output,
     fingerprint,
 )
 from s2v.preprocess.denoise import centre
@@ -390,21 +390,9 @@ def convert_pku(
     summary = PkuSummary(output=str(output), outside_dataset=other, videos=len(files))
     summary.bytes_in = sum(p.stat().st_size for p in files)
 
-    if output.exists():
-        if _store_fingerprint(output) == fp:
-            st = s2v.open(output)
-            summary.already_complete = True
-            summary.converted = len(st)
-            summary.frames = int(st.offsets[-1])
-            summary.failed = list(st.attrs.get("failed", []))
-            summary.bytes_out = _size(output)
-            summary.seconds = time.perf_counter() - t0
-            return summary
-        if not overwrite:
-            raise S2VError(
-                f"{output} exists and was made from other inputs or options "
-                "(use --overwrite to replace it)"
-            )
+    if check_output(output, fp, overwrite, summary):
+        summary.seconds = time.perf_counter() - t0
+        return summary
     partial = output.with_name(output.name + ".partial")
     log = ProgressLog(output.with_name(output.name + ".partial.progress"))
     head, _ = log.read()

@@ -30,7 +30,7 @@ from s2v.errors import ParseError, S2VError
 from s2v.motion import motion_prior
 from s2v.preprocess.align import align_view
 from s2v.preprocess.denoise import PRESETS, denoise
-from s2v.preprocess.ntu import group_bodies, parse_name, read_skeleton, warm_up
+from s2v.preprocess.ntu import group_bodies, parse_name, parse_skeleton_bytes, warm_up
 from s2v.preprocess.splits import (
     BENCHMARKS,
     LIMITS,
@@ -117,12 +117,17 @@ def convert_file(index: int, path: str, opts: ConvertOptions) -> FileResult:
     """Read, parse, denoise, centre, align, motion prior of one file (runs in a worker)."""
     p = Path(path)
     name = p.name[: -len(".skeleton")]
-    nbytes = p.stat().st_size if p.exists() else 0
+    nbytes = 0
     try:
         ids = parse_name(name)
         if ids is None:
             raise ParseError(name, "not an NTU sample name (SsssCcccPpppRrrrAaaa)")
-        raw = read_skeleton(p)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ParseError(name, f"cannot read: {exc.strerror}") from None
+        nbytes = len(data)
+        raw = parse_skeleton_bytes(data, name)
         den = denoise(name, group_bodies(raw), raw.num_valid_frames, opts.preset)
     except ParseError as exc:
         return FileResult(index, name, nbytes, error=str(exc))

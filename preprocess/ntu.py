@@ -604,6 +604,11 @@ def group_bodies(raw: RawSkeleton) -> list[Body]:
     """Records -> bodies in order of first appearance."""
     if len(raw.body_id) == 0:
         return []
+    if raw.body_id[0] == raw.body_id[-1] and np.all(raw.body_id == raw.body_id[0]):
+        body = Body(int(raw.body_id[0]), raw.xyz, int(raw.frame[0]))  # one body: most files
+        if body.end >= raw.num_valid_frames:
+            raise ParseError(raw.name, f"bodyID {body.body_id} appears twice in one frame")
+        return [body]
     ids, first, inverse = np.unique(raw.body_id, return_index=True, return_inverse=True)
     bodies = []
     for k in np.argsort(first, kind="stable"):

@@ -360,6 +360,38 @@ def _parse_kernel(buf, p10, xyz, body_id, frame, fix, err):
     return rec
 
 
+@numba.njit(cache=True, nogil=True)
+def _index_lines(buf, nl, spaces):
+    """One pass: line ends and the number of spaces on each line. Returns the line count, or -1
+    if the file has more lines than ``nl`` holds or two spaces in a row anywhere."""
+    n = len(buf)
+    k = 0
+    cnt = 0
+    prev = 0
+    cap = len(nl)
+    for p in range(n):
+        c = buf[p]
+        if c == 32:
+            if prev == 32:
+                return -1
+            cnt += 1
+        elif c == 10:
+            if k >= cap:
+                return -1
+            nl[k] = p
+            spaces[k] = cnt
+            k += 1
+            cnt = 0
+        prev = c
+    if n and buf[n - 1] != 10:
+        if k >= cap:
+            return -1
+        nl[k] = n
+        spaces[k] = cnt
+        k += 1
+    return k
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _line_uint(buf, s, e):
     """The non-negative integer that is the whole of buf[s:e] (trailing '\\r' allowed), or -1."""
@@ -376,18 +408,8 @@ def _line_uint(buf, s, e):
     return v
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _tokens_after(buf, s, e):
-    """Number of tokens starting in buf[s+1:e] (single spaces separate them); a simple count
-    that LLVM vectorises."""
-    cnt = 0
-    for p in range(s + 1, e):
-        cnt += (buf[p - 1] == 32) & (buf[p] != 32) & (buf[p] != 13)
-    return cnt
-
-
 @numba.njit(cache=True, nogil=True)
-def _fast_kernel(buf, nl, p10, xyz, body_id, frame, out):
+def _fast_kernel(buf, nl, spaces, p10, xyz, body_id, frame, out):
     """The happy path only: returns the record count, or -1 at the first irregularity (the
     careful :func:`_parse_kernel` then re-parses the file and describes what is wrong).
 
@@ -425,7 +447,7 @@ def _fast_kernel(buf, nl, p10, xyz, body_id, frame, out):
                 p += 1
             if p == s or p - s > 18 or p >= e or buf[p] != 32:
                 return -1
-            if _tokens_after(buf, p, e) != 9:
+            if spaces[k] != 9 or buf[e - 1] == 32 or buf[e - 1] == 13 and buf[e - 2] == 32:
                 return -1
             if _line_uint(buf, nl[k] + 1, nl[k + 1]) != 25:
                 return -1
@@ -485,7 +507,8 @@ def _fast_kernel(buf, nl, p10, xyz, body_id, frame, out):
                     xyz[rec, j, c] = np.float32(-v if neg else v)
                     p += 1
                 # the 9 other fields: counted, not converted
-                if buf[p] == 32 or _tokens_after(buf, p, e) != 8:
+                # 12 fields: 11 single spaces (no double spaces: checked by the line index)
+                if spaces[k - 1] != 11 or buf[e - 1] == 32 or buf[e - 1] == 13 and buf[e - 2] == 32:
                     return -1
             body_id[rec] = bid
             frame[rec] = valid
@@ -506,10 +529,12 @@ def parse_skeleton_bytes(data: bytes, name: str) -> RawSkeleton:
     body_id = np.empty(cap, dtype=np.int64)
     frame = np.empty(cap, dtype=np.int32)
     counts = np.zeros(2, dtype=np.int64)
-    nl = np.flatnonzero(buf == 10)
-    if len(buf) and buf[-1] != 10:
-        nl = np.append(nl, len(buf))
-    rec = _fast_kernel(buf, nl, _P10, xyz, body_id, frame, counts)
+    nl = np.empty(len(buf) // 2 + 2, dtype=np.int64)
+    spaces = np.empty(len(buf) // 2 + 2, dtype=np.int32)
+    lines = _index_lines(buf, nl, spaces)
+    rec = -1
+    if lines >= 0:
+        rec = _fast_kernel(buf, nl[:lines], spaces[:lines], _P10, xyz, body_id, frame, counts)
     if rec >= 0:
         return RawSkeleton(
             name, int(counts[0]), int(counts[1]), xyz[:rec], body_id[:rec], frame[:rec]

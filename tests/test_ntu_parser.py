@@ -147,9 +147,13 @@ def _both_kernels(data: bytes):
     buf = np.frombuffer(data, np.uint8)
     cap = len(buf) // 600 + 1
     fast = (np.empty((cap, 25, 3), np.float32), np.empty(cap, np.int64), np.empty(cap, np.int32))
-    n_fast = ntu._fast_kernel(
-        buf, np.flatnonzero(buf == 10), ntu._P10, *fast, np.zeros(2, np.int64)
-    )
+    nl = np.empty(len(buf) // 2 + 2, np.int64)
+    spaces = np.empty(len(buf) // 2 + 2, np.int32)
+    lines = ntu._index_lines(buf, nl, spaces)
+    n_fast = -1
+    if lines >= 0:
+        counts = np.zeros(2, np.int64)
+        n_fast = ntu._fast_kernel(buf, nl[:lines], spaces[:lines], ntu._P10, *fast, counts)
     careful = (np.empty((cap, 25, 3), np.float32), np.empty(cap, np.int64), np.empty(cap, np.int32))
     err = np.zeros(7, np.int64)
     n_careful = ntu._parse_kernel(buf, ntu._P10, *careful, np.empty((256, 5), np.int64), err)

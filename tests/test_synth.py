@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from s2v.layout import NTU25_BONES
-from s2v.preprocess import synth
+from s2v.preprocess import ntu_writer
 from s2v.preprocess.synth import (
     MUTUAL_LABELS,
     SkeletonBody,
@@ -238,7 +238,7 @@ def test_number_printing_matches_percent_g():
     frames.insert(3, [])  # a frame without bodies
     for crlf in (False, True):
         data = format_skeleton_file(frames, crlf=crlf)
-        assert data == synth._format_reference(frames, crlf=crlf).encode()
+        assert data == ntu_writer._format_reference(frames, crlf=crlf).encode()
     lines = data.split(b"\r\n")
     assert lines[:3] == [str(len(frames)).encode(), b"1", b"72057594037931101 0 1 1 1 1 0 0.25 0 2"]
     assert b"\r\n0 0 1e-05 0.9999999 1e+07 99999.99 1e+22 1e-300 4.940656e-324 0.5 " in data

@@ -1,4 +1,7 @@
-"""Pretraining configuration: dataclasses whose defaults are the paper's (docs/method.md).
+"""Configuration: dataclasses whose defaults are the paper's (docs/method.md).
+
+``PretrainConfig`` is pretraining's (§2-§6); ``EvalConfig`` is the downstream protocols' (§7:
+linear probe, fine-tuning, semi-supervised fine-tuning, transfer, test).
 
 Resolution order, later wins: dataclass defaults -> preset JSON (``presets/<name>.json``, then
 ``presets/<name>-<dataset>[-<benchmark>].json`` when present) -> ``--config FILE`` (JSON) ->
@@ -231,7 +234,7 @@ def preset_files(preset: str, dataset: str = "", benchmark: str = "") -> list[Pa
         return [Path(preset)]
     base = PRESETS_DIR / f"{preset}.json"
     if not base.is_file():
-        names = sorted({n.split("-")[0] for n in available_presets()})
+        names = sorted({n.split("-")[0] for n in available_presets() if n.split("-")[0] != "eval"})
         raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(names)})")
     files = [base]
     for name in (f"{preset}-{dataset}", f"{preset}-{dataset}-{benchmark}"):
@@ -291,3 +294,146 @@ def validate(cfg: PretrainConfig) -> None:
 
 def save_json(cfg: PretrainConfig, path: str | Path) -> None:
     Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# downstream protocols (docs/method.md §7)
+# --------------------------------------------------------------------------------------------
+
+PROTOCOLS = ("linear", "finetune", "semi")
+SCRATCH = ("scratch", "random")  # RUN_OR_CKPT values that mean "no pretraining"
+
+
+@dataclass
+class HeadConfig:
+    kind: str = "linear"  # linear: BN(affine=False) + Linear on pooled features | mlp: MAMP's
+    hidden: int = 2048  # mlp: Linear(V*D, hidden)-BN-ReLU-Linear(hidden, classes)
+    dropout: float = 0.0  # mlp: dropout on the encoder output (0.3 fine-tuning)
+    init_std: float = 0.01  # trunc-normal std of the head's Linear weights
+
+
+@dataclass
+class EvalOptimConfig(OptimConfig):
+    """Defaults are the linear probe's; ``presets/eval-finetune.json`` holds fine-tuning's."""
+
+    optimizer: str = "sgd"  # sgd (linear probe) | adamw (fine-tuning)
+    epochs: int = 100
+    warmup_epochs: int = 0
+    batch_size: int = 256
+    lr: float = 0.1
+    min_lr: float = 0.0
+    beta2: float = 0.999  # AdamW (torch's default, as the reference fine-tuning)
+    weight_decay: float = 0.0
+    clip_grad: float = 0.0  # 0 disables
+    momentum: float = 0.9  # SGD
+    layer_decay: float = 1.0  # layer-wise lr decay (0.8 fine-tuning); 1: none
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class EvalDataConfig(DataConfig):
+    fraction: float = 1.0  # semi: share of the training split, class-stratified
+    subset_seed: int = -1  # semi: seed of the subset (-1: run.seed)
+    eval_clips: int = 1  # clips per test sample in the per-epoch evaluation
+    test_clips: int = 10  # clips averaged in the final test (uniform sampler only)
+    cache_features: bool = False  # linear: encode once without augmentation, train on features
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "linear"  # linear | finetune | semi
+    dataset: str = ""  # the store's dataset, recorded on resolve
+    checkpoint: str = ""  # the pretraining checkpoint, or "scratch" (random initialisation)
+    source_dataset: str = ""  # the pretraining store's dataset (transfer when it differs)
+    weights: str = "teacher"  # teacher (EMA, the paper's) | student encoder of the checkpoint
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    optim: EvalOptimConfig = field(default_factory=EvalOptimConfig)
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/eval"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON- and ``weights_only``-safe)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalConfig:
+        cfg = cls()
+        update(cfg, d)
+        return cfg
+
+
+def eval_preset_files(protocol: str, dataset: str = "", benchmark: str = "") -> list[Path]:
+    """``presets/eval-<p>.json`` then ``eval-<p>-<dataset>[-<benchmark>].json`` when present;
+    semi-supervised fine-tuning uses the fine-tuning files."""
+    base = "finetune" if protocol == "semi" else protocol
+    names = [f"eval-{base}", f"eval-{base}-{dataset}", f"eval-{base}-{dataset}-{benchmark}"]
+    files = [PRESETS_DIR / f"{n}.json" for n in names[: 3 if dataset else 1]]
+    return [f for f in files if f.is_file()]
+
+
+def resolve_eval(
+    protocol: str,
+    dataset: str,
+    benchmark: str,
+    pretrained: PretrainConfig | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+) -> EvalConfig:
+    """A protocol's config: defaults <- the pretraining run's model and temporal sampling <-
+    protocol presets <- config file <- overrides <- ``--set``.
+
+    ``pretrained`` is the checkpoint's config (for scratch runs: a resolved pretraining preset,
+    which gives the architecture and the sampler).
+    """
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol '{protocol}': expected one of {', '.join(PROTOCOLS)}")
+    cfg = EvalConfig()
+    if pretrained is not None:
+        cfg.model = dataclasses.replace(pretrained.model)
+        cfg.source_dataset = pretrained.dataset
+        for key in ("sampler", "rotation", "align_view"):
+            setattr(cfg.data, key, getattr(pretrained.data, key))
+    if cfg.data.sampler == "crop_resize":  # MAMP tests one centre crop
+        cfg.data.test_clips = cfg.data.eval_clips = 1
+    for path in eval_preset_files(protocol, dataset, benchmark):
+        update(cfg, read_json(path))
+    if config_file is not None:
+        update(cfg, read_json(config_file))
+    cfg.protocol = protocol
+    cfg.dataset = dataset
+    cfg.data.benchmark = benchmark
+    if overrides:
+        update(cfg, overrides)
+    for s in sets:
+        set_dotted(cfg, s)
+    validate_eval(cfg)
+    return cfg
+
+
+def validate_eval(cfg: EvalConfig) -> None:
+    """Cross-field checks of a protocol's config, one-line messages."""
+    m, o, d = cfg.model, cfg.optim, cfg.data
+    if m.frames % m.segment:
+        raise ConfigError(f"model.frames={m.frames} is not a multiple of model.segment={m.segment}")
+    if cfg.head.kind not in ("linear", "mlp"):
+        raise ConfigError(f"head.kind '{cfg.head.kind}': expected linear or mlp")
+    if o.optimizer not in ("sgd", "adamw"):
+        raise ConfigError(f"optim.optimizer '{o.optimizer}': expected sgd or adamw")
+    if cfg.weights not in ("teacher", "student"):
+        raise ConfigError(f"weights '{cfg.weights}': expected teacher or student")
+    if o.batch_size < 1 or o.epochs < 1 or o.accum != 1:
+        raise ConfigError("optim.batch_size and optim.epochs must be >= 1 (and optim.accum 1)")
+    if not 0.0 < o.layer_decay <= 1.0:
+        raise ConfigError(f"optim.layer_decay={o.layer_decay}: expected a value in (0, 1]")
+    if not 0.0 < d.fraction <= 1.0:
+        raise ConfigError(f"data.fraction={d.fraction}: expected a value in (0, 1]")
+    if d.eval_clips < 1 or d.test_clips < 1:
+        raise ConfigError("data.eval_clips and data.test_clips must be >= 1")
+    if d.sampler not in ("uniform", "crop_resize"):
+        raise ConfigError(f"data.sampler '{d.sampler}': expected uniform or crop_resize")
+    if d.sampler == "crop_resize" and max(d.eval_clips, d.test_clips) > 1:
+        raise ConfigError("several test clips need the uniform sampler (crop_resize tests one)")
+    if d.cache_features and cfg.head.kind != "linear":
+        raise ConfigError("data.cache_features applies to the linear probe only")

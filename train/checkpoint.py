@@ -40,8 +40,24 @@ def epoch_name(epoch: int) -> str:
     return f"checkpoint-ep{epoch:04d}.pt"
 
 
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor (in nested dicts, lists and tuples) copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """torch.save to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """torch.save to ``path`` atomically (temporary file in the same folder, then rename).
+
+    Tensors are saved from the CPU, so a checkpoint written on a GPU loads with a plain
+    ``torch.load(path, weights_only=True)`` on a machine without one (an optimiser's state
+    goes back to its parameters' device in ``load_state_dict``)."""
+    state = to_cpu(state)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -166,6 +166,9 @@ def _pool(workers: int):
         return contextlib.nullcontext(None)
     warm_up()
     motion_prior(np.zeros((2, 2, 25, 3), dtype=np.float32))
+    import numcodecs.blosc  # noqa: F401  imported once here, not by every worker's first write
+    import zarr  # noqa: F401
+
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     return ctx.Pool(workers)
 

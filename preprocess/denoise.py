@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from s2v.errors import ParseError
@@ -50,6 +51,45 @@ def _one_actor(body: Body, num_frames: int) -> np.ndarray:
     joints = np.zeros((num_frames, 75), dtype=np.float32)
     joints[body.start : body.end + 1] = body.joints.reshape(-1, 75)
     return joints
+
+
+@numba.njit(cache=True, nogil=True)
+def _single_actor_centred(xyz, start, num_frames, out):
+    """The single-bodyID path in one pass (most files): ``_one_actor`` then ``centre`` into
+    ``out`` (F, 2, 25, 3), zeroed here. Rows outside the body's frames stay in and become
+    ``-origin`` as in the reference. Returns False when the body has no non-zero value.
+    float32 subtraction as numpy's, so the result is identical."""
+    n = xyz.shape[0]
+    first = -1
+    for r in range(n):
+        for j in range(25):
+            for c in range(3):
+                if xyz[r, j, c] != 0:
+                    first = r
+                    break
+            if first >= 0:
+                break
+        if first >= 0:
+            break
+    if first < 0:
+        return False
+    o0, o1, o2 = xyz[first, 1, 0], xyz[first, 1, 1], xyz[first, 1, 2]
+    zero = np.float32(0.0)  # 0 - o, not -o: +0.0 where o == 0, as numpy's subtraction
+    for f in range(num_frames):
+        r = f - start
+        inside = 0 <= r < n
+        for j in range(25):
+            if inside:
+                out[f, 0, j, 0] = xyz[r, j, 0] - o0
+                out[f, 0, j, 1] = xyz[r, j, 1] - o1
+                out[f, 0, j, 2] = xyz[r, j, 2] - o2
+            else:
+                out[f, 0, j, 0] = zero - o0
+                out[f, 0, j, 1] = zero - o1
+                out[f, 0, j, 2] = zero - o2
+            for c in range(3):
+                out[f, 1, j, c] = 0
+    return True
 
 
 def _spread_valid(joints: np.ndarray) -> np.ndarray:
@@ -151,7 +191,12 @@ def denoise(name: str, bodies: list[Body], num_frames: int, preset: str = "ctrgc
     if not bodies:
         raise ParseError(name, "no body in the file")
     if len(bodies) == 1:
-        joints, kept = _one_actor(bodies[0], num_frames), 1
+        b = bodies[0]
+        out = np.empty((num_frames, 2, 25, 3), dtype=np.float32)
+        xyz = np.ascontiguousarray(b.joints, dtype=np.float32)
+        if not _single_actor_centred(xyz, b.start, num_frames, out):
+            raise ParseError(name, "unusable: actor 1 has no non-zero joint after denoising")
+        return Denoised(out, 1, 1, 1)
     else:
         if preset == "ctrgcn":
             joints, kept = _select_ctrgcn(name, bodies, num_frames)

@@ -95,3 +95,28 @@ def test_preset_none_keeps_the_two_largest_motions_without_filters():
     ranked = sorted(bodies, key=lambda b: body_motion(b.joints), reverse=True)
     origin = ranked[0].joints[0, 1]
     np.testing.assert_allclose(d.joints[:, 0], ranked[0].joints - origin, atol=1e-6)
+
+
+def test_single_body_kernel_equals_the_numpy_path_bit_for_bit():
+    """The one-pass kernel for single-bodyID files against _one_actor + centre (the numpy
+    statement of the reference), with late starts, leading zero frames and zero origins."""
+    from s2v.preprocess.denoise import _one_actor
+
+    rng = np.random.default_rng(3)
+    for case in range(60):
+        n = int(rng.integers(4, 40))
+        joints = rng.normal(0, 1, (n, 25, 3)).astype(np.float32)
+        if case % 3 == 0:
+            joints[:2] = 0  # origin row later than the body's start
+        if case % 4 == 0:
+            joints[:, 1, int(rng.integers(0, 3))] = 0  # an origin coordinate of 0: +0.0 after
+        start = int(rng.integers(0, 3))
+        num_frames = start + n + int(rng.integers(0, 3))
+        body = Body(1, joints, start)
+        want = np.zeros((num_frames, 2, 25, 3), np.float32)
+        want[:, 0] = centre(_one_actor(body, num_frames), "x").reshape(num_frames, 25, 3)
+        got = denoise("x", [body], num_frames)
+        assert got.joints.tobytes() == want.tobytes()
+        assert (got.slots, got.bodies, got.kept_bodies) == (1, 1, 1)
+    with pytest.raises(ParseError, match="no non-zero joint"):
+        denoise("x", [Body(1, np.zeros((5, 25, 3), np.float32), 0)], 5)

@@ -149,7 +149,7 @@ def _both_kernels(data: bytes):
     fast = (np.empty((cap, 25, 3), np.float32), np.empty(cap, np.int64), np.empty(cap, np.int32))
     nl = np.empty(len(buf) // 2 + 2, np.int64)
     spaces = np.empty(len(buf) // 2 + 2, np.int32)
-    lines = ntu._index_lines(buf, nl, spaces)
+    lines = ntu._index_lines(buf, buf[: len(buf) // 8 * 8].view(np.uint64), nl, spaces)
     n_fast = -1
     if lines >= 0:
         counts = np.zeros(2, np.int64)
@@ -193,3 +193,41 @@ def test_fast_path_bails_out_or_agrees_on_irregular_text():
         assert n_fast == n_careful and err[0] == 0
         assert np.array_equal(fast[0][:n_fast], careful[0][:n_fast])
     assert bailed >= 3
+
+
+def _index_lines_py(data: bytes) -> list[tuple[int, int]] | None:
+    """Plain-Python statement of _index_lines: (line end, spaces on the line) per line, or
+    None when two spaces follow each other anywhere (the kernel returns -1)."""
+    if b"  " in data:
+        return None
+    out, start = [], 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        out.append((end, data.count(b" ", start, end)))
+        start = end + 1
+    return out
+
+
+def test_word_at_a_time_line_index_equals_a_plain_scan():
+    from s2v.preprocess import ntu
+
+    rng = np.random.default_rng(0)
+    base = skeleton_text([[(1, body(1))], [(2, body(2)), (3, body(3))]]).encode()
+    cases = [b"", b"1", b"\n", b"a b\n", b"a  b", b"1234567 \n x", b"1234567  x\n",
+             b"12345678 \n", b"       ", b"1234567 ", b" 1234567", b"\n" * 9, base]  # fmt: skip
+    for i in range(400):  # spaces/newlines dropped in, doubled across word boundaries, cut
+        b = bytearray(base)
+        for p in rng.integers(0, len(b), size=rng.integers(1, 5)):
+            b[p] = int(rng.choice([32, 10, 48, 13]))
+        cases.append(bytes(b[: rng.integers(1, len(b))] if i % 3 == 0 else b))
+    for data in cases:
+        buf = np.frombuffer(data, np.uint8)
+        nl = np.empty(len(buf) // 2 + 2, np.int64)
+        spaces = np.empty(len(buf) // 2 + 2, np.int32)
+        k = ntu._index_lines(buf, buf[: len(buf) // 8 * 8].view(np.uint64), nl, spaces)
+        want = _index_lines_py(data)
+        if want is None or len(want) > len(nl):  # -1 also when nl is too short
+            assert k == -1, data[:40]
+        else:
+            assert list(zip(nl[:k].tolist(), spaces[:k].tolist(), strict=True)) == want

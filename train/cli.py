@@ -459,16 +459,17 @@ def report(run_dir: Path, out: str | None) -> None:
 @click.option(
     "--minutes",
     type=click.FloatRange(0.1),
-    default=3.0,
-    show_default=True,
-    help="Pretraining time budget (the schedule is sized to it).",
+    default=None,
+    help="Pretraining time budget, the schedule sized to it (7).",
 )
 @click.option("--classes", type=click.IntRange(2, 120), default=None, help="Synthetic classes.")
 @click.option(
     "--per-class", type=click.IntRange(2), default=None, help="Synthetic clips per class."
 )
-@click.option("--model-size", type=click.Choice(("tiny", "small", "base")), default="small",
-              show_default=True, help="Encoder size.")  # fmt: skip
+@click.option("--model-size", type=click.Choice(("tiny", "small", "base")), default=None,
+              help="Encoder size (tiny).")  # fmt: skip
+@click.option("--two-person", type=click.FloatRange(0, 1), default=None,
+              help="Synthetic clips with an idle bystander (0).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Corpus and training seed.")
 @click.option("--workers", type=int, default=None, help="Loader workers and conversion workers.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda...")
@@ -476,10 +477,11 @@ def report(run_dir: Path, out: str | None) -> None:
 def demo(
     out: str,
     raw: Path | None,
-    minutes: float,
+    minutes: float | None,
     classes: int | None,
     per_class: int | None,
-    model_size: str,
+    model_size: str | None,
+    two_person: float | None,
     seed: int,
     workers: int | None,
     device: str,
@@ -490,8 +492,13 @@ def demo(
     with cli_errors():
         from s2v.train.demo import DemoConfig, run_demo
 
-        cfg = DemoConfig(out=Path(out), raw=raw, minutes=minutes, model_size=model_size,
-                         seed=seed, device=device, overwrite=overwrite)  # fmt: skip
+        cfg = DemoConfig(out=Path(out), raw=raw, seed=seed, device=device, overwrite=overwrite)
+        if minutes is not None:
+            cfg.minutes = minutes
+        if model_size is not None:
+            cfg.model_size = model_size
+        if two_person is not None:
+            cfg.two_person = two_person
         if classes is not None:
             cfg.classes = classes
         if per_class is not None:

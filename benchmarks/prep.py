@@ -179,8 +179,14 @@ print(json.dumps({"wall": wall, "cpu": cpu + kids.ru_utime + kids.ru_stime,
 """
 
 
-def run_convert(raw: Path, out: Path, workers: int) -> dict:
-    """One conversion in a fresh process (so its peak memory is its own)."""
+def run_convert(raw: Path, out: Path, workers: int, repeat: int = 2) -> dict:
+    """The fastest of ``repeat`` conversions, each in a fresh process (so its peak memory is
+    its own)."""
+    runs = [_run_convert_once(raw, out, workers) for _ in range(repeat)]
+    return min(runs, key=lambda r: r["wall"])
+
+
+def _run_convert_once(raw: Path, out: Path, workers: int) -> dict:
     if out.exists():
         shutil.rmtree(out)
     proc = subprocess.run(
@@ -198,6 +204,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None, help="reuse/keep the corpus here")
     ap.add_argument("--baseline", type=int, default=300, help="files timed with the baseline")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3, help="timing rounds (fastest kept)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="s2v-bench-"))
@@ -226,22 +233,24 @@ def main() -> None:
     opts = ConvertOptions()
     for p in files[:5]:
         convert_file(0, str(p), opts)
+        reference_pipeline_file(p, io.BytesIO())
     sub = files[: args.baseline]
-    c0 = time.process_time()
-    for p in sub:
-        convert_file(0, str(p), opts)
-    t_ours_file = (time.process_time() - c0) / len(sub)
-
-    # the reference approach on the same files: parse + denoise only, and the whole pipeline
-    c0 = time.process_time()
-    for p in sub:
-        reference_style_file(p)
-    t_parse_file = (time.process_time() - c0) / len(sub)
     sink = io.BytesIO()
-    c0 = time.process_time()
-    for p in sub:
-        reference_pipeline_file(p, sink)
-    t_ref_file = (time.process_time() - c0) / len(sub)
+
+    def cpu_per_file(fn) -> float:
+        c0 = time.process_time()
+        for p in sub:
+            fn(p)
+        return (time.process_time() - c0) / len(sub)
+
+    # the three in turn, several rounds, the fastest round of each: a shared machine's
+    # interference only ever adds time, and it hits all three alike
+    best = {"ours": float("inf"), "parse": float("inf"), "ref": float("inf")}
+    for _ in range(args.rounds):
+        best["ours"] = min(best["ours"], cpu_per_file(lambda p: convert_file(0, str(p), opts)))
+        best["parse"] = min(best["parse"], cpu_per_file(reference_style_file))
+        best["ref"] = min(best["ref"], cpu_per_file(lambda p: reference_pipeline_file(p, sink)))
+    t_ours_file, t_parse_file, t_ref_file = best["ours"], best["parse"], best["ref"]
 
     # whole conversions (fresh processes): 1 worker and all cores; N/2 files for memory
     half = tmp / "half"

@@ -1,7 +1,8 @@
 """Batch conversion of a raw NTU RGB+D folder into one store: parallel, ordered, resumable.
 
-Pipeline (design.md §4): list and sort the files -> per file, in a process pool: read, parse,
-denoise, centre, (align), motion prior, checksums -> append in name order to the store. The
+Pipeline (design.md §4): list and sort the files -> per file, in worker processes
+(parallel.py): read, parse, denoise, centre, (align), motion prior, checksums -> append in name
+order to the store. The
 store is written under ``OUT.partial`` with a progress log ``OUT.partial.progress`` (one JSON
 line per committed block); it is renamed to OUT only when complete. Rerunning the same command
 resumes from the last committed block; output bytes do not depend on the worker count.
@@ -12,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import shutil
 import sys
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from s2v.motion import motion_prior
 from s2v.preprocess.align import align_view
 from s2v.preprocess.denoise import PRESETS, denoise
 from s2v.preprocess.ntu import group_bodies, parse_name, parse_skeleton_bytes, warm_up
+from s2v.preprocess.parallel import Workers
 from s2v.preprocess.splits import (
     BENCHMARKS,
     LIMITS,
@@ -156,21 +156,36 @@ def convert_file(index: int, path: str, opts: ConvertOptions) -> FileResult:
 
 def _work(args: tuple[list[tuple[int, str]], ConvertOptions]) -> list[FileResult]:
     batch, opts = args
-    return [convert_file(i, p, opts) for i, p in batch]
+    return [_narrow(convert_file(i, p, opts)) for i, p in batch]
+
+
+def _narrow(res: FileResult) -> FileResult:
+    """Before the trip to the writer: a single-actor sample without its all-zero actor 2
+    (about half the bytes to pickle, send and unpickle); ``_widen`` restores it."""
+    if res.row is not None and res.row["actors"] == 1 and not res.motion[:, 1].any():
+        res.joints = np.ascontiguousarray(res.joints[:, :1])
+        res.motion = np.ascontiguousarray(res.motion[:, :1])
+    return res
+
+
+def _widen(res: FileResult) -> FileResult:
+    if res.joints is not None and res.joints.shape[1] == 1:
+        joints = np.zeros((len(res.joints), 2, 25, 3), dtype=res.joints.dtype)
+        motion = np.zeros((len(res.motion), 2, 25), dtype=res.motion.dtype)
+        joints[:, :1] = res.joints
+        motion[:, :1] = res.motion
+        res.joints, res.motion = joints, motion
+    return res
 
 
 def _pool(workers: int):
-    """A process pool (None for one worker). Created before the store is opened, so that the
-    workers do not inherit its file handles (an HDF5 file lock would outlive a killed run)."""
+    """The worker processes (None for one worker). Created before the store is opened, so that
+    the workers do not inherit its file handles (an HDF5 file lock would outlive a killed run)."""
     if workers <= 1:
         return contextlib.nullcontext(None)
     warm_up()
     motion_prior(np.zeros((2, 2, 25, 3), dtype=np.float32))
-    import numcodecs.blosc  # noqa: F401  imported once here, not by every worker's first write
-    import zarr  # noqa: F401
-
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ctx.Pool(workers)
+    return Workers(workers)
 
 
 def _results(
@@ -182,19 +197,10 @@ def _results(
         for i, p in tasks:
             yield convert_file(i, p, opts)
         return
-    batches = [tasks[k : k + batch] for k in range(0, len(tasks), batch)]
-    pending: deque = deque()
-    it = iter(batches)
-    for b in it:
-        pending.append(pool.apply_async(_work, ((b, opts),)))
-        if len(pending) >= 4 * workers:
-            break
-    while pending:
-        done = pending.popleft().get()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(pool.apply_async(_work, ((nxt, opts),)))
-        yield from done
+    batches = [(tasks[k : k + batch], opts) for k in range(0, len(tasks), batch)]
+    for done in pool.map(_work, batches):
+        for res in done:
+            yield _widen(res)
 
 
 # ------------------------------------------------------------------------------------------

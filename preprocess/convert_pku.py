@@ -15,12 +15,9 @@ starts over when the same command is run again.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
-import sys
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +37,7 @@ from s2v.preprocess.convert import (
     fingerprint,
 )
 from s2v.preprocess.denoise import centre
+from s2v.preprocess.parallel import Workers
 from s2v.preprocess.pku import (
     PKU_ACTIONS,
     SPLIT_FILES,
@@ -229,8 +227,7 @@ def _pool(workers: int):
         return contextlib.nullcontext(None)
     warm_up()
     motion_prior(np.zeros((2, 2, 25, 3), dtype=np.float32))
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ctx.Pool(workers)
+    return Workers(workers)
 
 
 def _results(
@@ -241,17 +238,8 @@ def _results(
         for t in tasks:
             yield convert_video(t, opts)
         return
-    it = iter([tasks[k : k + batch] for k in range(0, len(tasks), batch)])
-    pending: deque = deque()
-    for b in it:
-        pending.append(pool.apply_async(_work, ((b, opts),)))
-        if len(pending) >= 4 * workers:
-            break
-    while pending:
-        done = pending.popleft().get()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(pool.apply_async(_work, ((nxt, opts),)))
+    batches = [(tasks[k : k + batch], opts) for k in range(0, len(tasks), batch)]
+    for done in pool.map(_work, batches):
         yield from done
 
 

@@ -1,0 +1,54 @@
+"""The converters' ordered parallel map (preprocess/parallel.py)."""
+
+import os
+import time
+
+import pytest
+
+from s2v.errors import S2VError
+from s2v.preprocess.parallel import Workers
+
+
+def _square_slowly(batch):
+    """Later items of a batch finish first if they are cheap: order must not depend on it."""
+    out = []
+    for x in batch:
+        time.sleep(0.002 * (x % 3))
+        out.append((x * x, os.getpid()))
+    return out
+
+
+def _die_at_five(batch):
+    if 5 in batch:
+        os._exit(3)
+    return batch
+
+
+def test_results_come_in_task_order_from_every_worker():
+    batches = [list(range(k, k + 3)) for k in range(0, 60, 3)]
+    with Workers(3) as w:
+        got = [r for done in w.map(_square_slowly, batches) for r in done]
+    assert [v for v, _ in got] == [x * x for x in range(60)]
+    assert len({pid for _, pid in got}) == 3 and os.getpid() not in {pid for _, pid in got}
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    with Workers(2) as w:
+        with pytest.raises(S2VError, match="worker 2 died"):
+            for _ in w.map(_die_at_five, [[0], [5], [1], [2]]):
+                pass
+
+
+def test_write_thread_runs_tasks_in_the_parent():
+    with Workers(1) as w:
+        res = w.apply_async(os.getpid, ())
+        assert res.get() == os.getpid() and res.ready()
+
+
+def test_an_abandoned_map_stops_its_workers():
+    with Workers(2) as w:
+        for _ in w.map(_square_slowly, [list(range(50))] * 20):
+            break  # workers are mid-batch, results unread
+        assert not w._idle
+    assert not any(p.is_alive() for p in w._procs)
+    assert {p.exitcode for p in w._procs} <= {0, -15}  # finished or terminated

@@ -335,6 +335,14 @@ class ProgressLog:
 # ------------------------------------------------------------------------------------------
 
 
+def publish(partial: Path, output: Path, log: ProgressLog) -> None:
+    """The complete ``partial`` store becomes ``output``; its progress log goes."""
+    if output.exists():
+        _remove(output)  # --overwrite: the old store goes only once the new one is complete
+    os.replace(partial, output)
+    log.path.unlink(missing_ok=True)
+
+
 def convert(
     raw_dir: str | Path,
     output: str | Path,
@@ -466,10 +474,7 @@ def convert(
         "source": str(raw_dir.name),
     }
     writer.finish(offsets, columns, splits, attrs)
-    if output.exists():
-        _remove(output)  # --overwrite: the old store goes only once the new one is complete
-    os.replace(partial, output)
-    log.path.unlink(missing_ok=True)
+    publish(partial, output, log)
 
     summary.converted = len(rows)
     summary.failed = failed

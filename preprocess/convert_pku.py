@@ -35,6 +35,7 @@ from s2v.preprocess.convert import (
     _size,
     check_output,
     fingerprint,
+    publish,
 )
 from s2v.preprocess.denoise import centre
 from s2v.preprocess.parallel import Workers
@@ -471,10 +472,7 @@ def convert_pku(
             "source": str(raw_dir.name),
         }
         writer.finish(offsets, columns, splits, attrs)
-    if output.exists():
-        _remove(output)  # --overwrite: the old store goes only once the new one is complete
-    os.replace(partial, output)
-    log.path.unlink(missing_ok=True)
+    publish(partial, output, log)
 
     summary.converted = len(rows)
     summary.failed = failed

@@ -36,9 +36,20 @@ def _serve(tasks, results) -> None:  # pragma: no cover - runs in the worker pro
             if job is None:
                 return
             fn, args = job
-            results.send(fn(args))
+            try:
+                out = fn(args)
+            except Exception as exc:  # a bug, not bad input (the converters report that)
+                out = _Failed(f"{type(exc).__name__}: {exc}")
+            results.send(out)
     except (EOFError, BrokenPipeError, OSError):
         return  # the parent is gone
+
+
+class _Failed:
+    """An exception raised by the mapped function in a worker, sent back as its message."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class _Done:
@@ -127,6 +138,8 @@ class Workers:
                 item = queues[i % self.n].get()
                 if isinstance(item, S2VError):
                     raise item
+                if isinstance(item, _Failed):
+                    raise S2VError(f"conversion worker {i % self.n + 1}: {item.message}")
                 send_next()
                 yield item
             self._idle = True

@@ -39,6 +39,21 @@ def test_a_dead_worker_is_an_error_not_a_hang():
                 pass
 
 
+def _fail_on_three(batch):
+    if 3 in batch:
+        raise ValueError("three is not allowed")
+    return batch
+
+
+def test_an_exception_in_a_worker_is_raised_with_its_message():
+    with Workers(2) as w:
+        got = []
+        with pytest.raises(S2VError, match="worker 2: ValueError: three is not allowed"):
+            for done in w.map(_fail_on_three, [[0], [3], [1]]):
+                got += done
+        assert got == [0]
+
+
 def test_write_thread_runs_tasks_in_the_parent():
     with Workers(1) as w:
         res = w.apply_async(os.getpid, ())

@@ -3,7 +3,7 @@
 1. a synthetic NTU-format corpus (``s2v-prep synth``, or ``--raw`` files) converted into a
    store (``s2v-prep ntu60``): run as subprocesses, since the trainer never imports the
    conversion package (docs/design.md §1);
-2. Skeleton2vec pretraining of a small encoder on the xsub training split, its schedule sized
+2. Skeleton2vec pretraining of a tiny encoder on the xsub training split, its schedule sized
    to the time budget by timing a few steps first;
 3. the linear probe (cached features, 100 epochs) of the pretrained EMA teacher and of a
    randomly initialised encoder of the same architecture, tested with k clips;
@@ -16,7 +16,8 @@ classes (40) for the comparison to mean something. What pretraining adds grows w
 of steps, so the encoder is the tiny one (dim 32, 2 blocks: ~0.1 s per step of 32 clips) and
 clips are 30 frames (10 temporal tokens); a few thousand steps fit in the budget. No
 bystanders (``--two-person 0``): features are averaged over both persons, and an idle second
-person in a fifth of the clips costs both probes most of their accuracy at this size. A run of a
+person in a fifth of the clips cost both probes about half their accuracy at this size, and
+the gap between them. A run of a
 few thousand steps needs a faster EMA teacher than the paper's 800 epochs (start 0.9999): the
 teacher is what the probe reads, and at 0.9999 it would hardly move from its initialisation.
 """

@@ -183,79 +183,29 @@ def _run_convert(
         sys.exit(3)
 
 
-@main.command("ntu60")
-@_convert_options([("--xsub", "xsub"), ("--xview", "xview")])
-def ntu60(
-    raw_dir,
-    output,
-    fmt,
-    workers,
-    preset,
-    align_view,
-    missing_list,
-    keep_missing,
-    overwrite,
-    strict,
-    quiet,
-    bench_xsub,
-    bench_xview,
-) -> None:
-    """Convert NTU RGB+D 60 .skeleton files in RAW_DIR (searched recursively) into one store.
+def _ntu_command(dataset: str, benchmarks: tuple[str, str], help_text: str):
+    """The ntu60 / ntu120 commands: the same options, their own benchmark flags."""
 
-    Files of setups 18-32 or actions 61-120 are ignored (they belong to NTU-120).
-    """
-    benches = [b for b, on in (("xsub", bench_xsub), ("xview", bench_xview)) if on]
-    _run_convert(
-        "ntu60",
-        raw_dir,
-        output,
-        fmt,
-        workers,
-        preset,
-        align_view,
-        missing_list,
-        keep_missing,
-        overwrite,
-        strict,
-        quiet,
-        benches,
-    )
+    @main.command(dataset, help=help_text)
+    @_convert_options([(f"--{b}", b) for b in benchmarks])
+    def command(raw_dir, **kw) -> None:
+        chosen = [b for b in benchmarks if kw.pop(f"bench_{b}")]
+        _run_convert(dataset, raw_dir, benchmarks=chosen, **kw)
+
+    return command
 
 
-@main.command("ntu120")
-@_convert_options([("--xsub", "xsub"), ("--xset", "xset")])
-def ntu120(
-    raw_dir,
-    output,
-    fmt,
-    workers,
-    preset,
-    align_view,
-    missing_list,
-    keep_missing,
-    overwrite,
-    strict,
-    quiet,
-    bench_xsub,
-    bench_xset,
-) -> None:
-    """Convert NTU RGB+D 120 .skeleton files in RAW_DIR (searched recursively) into one store."""
-    benches = [b for b, on in (("xsub", bench_xsub), ("xset", bench_xset)) if on]
-    _run_convert(
-        "ntu120",
-        raw_dir,
-        output,
-        fmt,
-        workers,
-        preset,
-        align_view,
-        missing_list,
-        keep_missing,
-        overwrite,
-        strict,
-        quiet,
-        benches,
-    )
+ntu60 = _ntu_command(
+    "ntu60",
+    ("xsub", "xview"),
+    "Convert NTU RGB+D 60 .skeleton files in RAW_DIR (searched recursively) into one store."
+    "\n\nFiles of setups 18-32 or actions 61-120 are ignored (they belong to NTU-120).",
+)
+ntu120 = _ntu_command(
+    "ntu120",
+    ("xsub", "xset"),
+    "Convert NTU RGB+D 120 .skeleton files in RAW_DIR (searched recursively) into one store.",
+)
 
 
 def _pku_command(dataset: str, phase: str, split_files: str):

@@ -161,20 +161,10 @@ def _work(args: tuple[list[tuple[int, str]], ConvertOptions]) -> list[FileResult
 
 def _narrow(res: FileResult) -> FileResult:
     """Before the trip to the writer: a single-actor sample without its all-zero actor 2
-    (about half the bytes to pickle, send and unpickle); ``_widen`` restores it."""
+    (about half the bytes to pickle, send and unpickle); the writer fills the zeros in."""
     if res.row is not None and res.row["actors"] == 1 and not res.motion[:, 1].any():
         res.joints = np.ascontiguousarray(res.joints[:, :1])
         res.motion = np.ascontiguousarray(res.motion[:, :1])
-    return res
-
-
-def _widen(res: FileResult) -> FileResult:
-    if res.joints is not None and res.joints.shape[1] == 1:
-        joints = np.zeros((len(res.joints), 2, 25, 3), dtype=res.joints.dtype)
-        motion = np.zeros((len(res.motion), 2, 25), dtype=res.motion.dtype)
-        joints[:, :1] = res.joints
-        motion[:, :1] = res.motion
-        res.joints, res.motion = joints, motion
     return res
 
 
@@ -199,8 +189,7 @@ def _results(
         return
     batches = [(tasks[k : k + batch], opts) for k in range(0, len(tasks), batch)]
     for done in pool.map(_work, batches):
-        for res in done:
-            yield _widen(res)
+        yield from done
 
 
 # ------------------------------------------------------------------------------------------

@@ -274,7 +274,9 @@ class StoreWriter:
             if all(f.ok and f.shard_frames == self.block_frames for f in layouts):
                 self._shards = layouts
         self._written = self.committed  # frames handed to a write (done or in flight)
-        self._inflight: list[tuple[Any, int]] = []  # (async result, end frame), in order
+        # (async result, end frame, its block's buffers), in order
+        self._inflight: list[tuple[Any, int, tuple]] = []
+        self._spare: list[tuple[np.ndarray, np.ndarray]] = []  # buffers of finished writes
         # the block being filled: samples are copied straight in (no list, no concatenation)
         self._bj = np.empty((self.block_frames, 2, 25, 3), dtype=np.float32)
         self._bm = np.empty((self.block_frames, 2, 25), dtype=self.motion_dtype)
@@ -310,9 +312,10 @@ class StoreWriter:
         """Advance ``committed`` over finished parallel writes (in order); True if it moved."""
         before = self.committed
         while self._inflight and (wait or self._inflight[0][0].ready()):
-            result, end = self._inflight.pop(0)
+            result, end, buffers = self._inflight.pop(0)
             result.get()  # re-raises a worker's exception
             self.committed = end
+            self._spare.append(buffers)  # reused: fresh pages cost a fault each on first touch
         if not self._inflight:
             self.committed = self._written
         return self.committed != before
@@ -336,9 +339,12 @@ class StoreWriter:
             while len(self._inflight) >= 2:  # memory stays flat if the writes fall behind
                 self._inflight[0][0].get()
                 self.poll()
-            self._inflight.append((self.pool.apply_async(*task), b))
-            self._bj = np.empty_like(self._bj)  # the old block belongs to the write now
-            self._bm = np.empty_like(self._bm)
+            self._inflight.append((self.pool.apply_async(*task), b, (self._bj, self._bm)))
+            # the old block belongs to the write now
+            if self._spare:
+                self._bj, self._bm = self._spare.pop()
+            else:
+                self._bj, self._bm = np.empty_like(self._bj), np.empty_like(self._bm)
         elif whole and self._shards is not None:
             task[0](*task[1])
         else:

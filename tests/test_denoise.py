@@ -120,3 +120,14 @@ def test_single_body_kernel_equals_the_numpy_path_bit_for_bit():
         assert (got.slots, got.bodies, got.kept_bodies) == (1, 1, 1)
     with pytest.raises(ParseError, match="no non-zero joint"):
         denoise("x", [Body(1, np.zeros((5, 25, 3), np.float32), 0)], 5)
+
+
+def test_body_motion_kernel_equals_numpys_var_bit_for_bit():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 600))
+        scale, shift = rng.uniform(0.001, 5), rng.normal(size=3) * 3
+        joints = (rng.normal(size=(n, 25, 3)) * scale + shift).astype(np.float32)
+        want = np.sum(np.var(joints.reshape(-1, 3), axis=0))
+        got = body_motion(joints)
+        assert got.dtype == np.float32 and got == want

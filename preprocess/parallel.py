@@ -21,6 +21,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows has none
+    fcntl = None  # type: ignore[assignment]
+
 from s2v.errors import S2VError
 
 _AHEAD = 2  # batches sent ahead to each worker
@@ -43,6 +48,19 @@ def _serve(tasks, results) -> None:  # pragma: no cover - runs in the worker pro
             results.send(out)
     except (EOFError, BrokenPipeError, OSError):
         return  # the parent is gone
+
+
+def _widen_pipe(conn) -> None:
+    """A 1 MB pipe buffer instead of Linux's 64 KB: a batch of results (about 0.3 MB) then
+    goes through in one write instead of a dozen handoffs between the worker and the reader
+    thread; measured 3-17 % faster conversions, in each of 9 interleaved pairs."""
+    size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if size is None:
+        return
+    try:
+        fcntl.fcntl(conn.fileno(), size, 1 << 20)
+    except OSError:  # above /proc/sys/fs/pipe-max-size: keep the default
+        pass
 
 
 class _Failed:
@@ -82,6 +100,8 @@ class Workers:
             p.start()
             t_recv.close()
             r_send.close()
+            _widen_pipe(t_send)
+            _widen_pipe(r_recv)
             self._procs.append(p)
             self._task_conns.append(t_send)
             self._result_conns.append(r_recv)

@@ -67,3 +67,16 @@ def test_an_abandoned_map_stops_its_workers():
         assert not w._idle
     assert not any(p.is_alive() for p in w._procs)
     assert {p.exitcode for p in w._procs} <= {0, -15}  # finished or terminated
+
+
+def test_result_pipes_hold_a_whole_batch():
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("no pipe sizes on this platform")
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        if int(f.read()) < 1 << 20:
+            pytest.skip("pipes are limited below 1 MB here")
+    with Workers(2) as w:
+        for conn in w._result_conns + w._task_conns:
+            assert fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20
+        assert [r for done in w.map(_square_slowly, [[1], [2]]) for r, _ in done] == [1, 4]

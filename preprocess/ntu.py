@@ -374,14 +374,17 @@ def _index_lines(buf, words, nl, spaces):
     """One pass: line ends and the number of spaces on each line. Returns the line count, or -1
     if the file has more lines than ``nl`` holds or two spaces in a row anywhere.
 
-    words: buf's first len(buf) // 8 * 8 bytes viewed as uint64. Eight bytes at a time: the
-    spaces of a word without a newline are counted with bit tricks (most words: a joint line is
-    ~90 bytes), only words holding a newline are walked byte by byte; about 2x faster than a
-    byte loop."""
+    words: buf's first len(buf) // 8 * 8 bytes viewed as uint64. Eight bytes at a time, with
+    bit tricks only: a word's spaces and newlines become flag masks (bit 7 of each such byte);
+    flags are counted with one multiply; in a word holding newlines, each newline's byte
+    position is the count of flags below its own, and the spaces before it close its line.
+    About 3x faster than a byte loop (the version that walked newline words byte by byte was
+    2x)."""
     n = len(buf)
     nw = len(words)
     lo7, nls, sps, ones = _LO7, _NLS, _SPS, _ONES
     s7, s8, s56, s63 = np.uint64(7), np.uint64(8), np.uint64(56), np.uint64(63)
+    one, hi = np.uint64(1), np.uint64(0x8080808080808080)
     k = 0
     cnt = np.int64(0)
     dbl = np.uint64(0)
@@ -394,21 +397,24 @@ def _index_lines(buf, words, nl, spaces):
         dbl |= (spm & (spm << s8)) | (prev_top & (spm << s56 >> s56))
         prev_top = (spm >> s63) << s7
         x = w ^ nls
-        if ~(((x & lo7) + lo7) | x | lo7) == 0:  # no newline in this word
+        nlm = ~(((x & lo7) + lo7) | x | lo7)  # bit 7 of each byte that is a newline
+        if nlm == 0:  # most words
             cnt += np.int64(((spm >> s7) * ones) >> s56)
-        else:
+        else:  # each newline, lowest first: no byte loop
             base = i * 8
-            for b in range(8):
-                c = buf[base + b]
-                if c == 32:
-                    cnt += 1
-                elif c == 10:
-                    if k >= cap:
-                        return -1
-                    nl[k] = base + b
-                    spaces[k] = cnt
-                    k += 1
-                    cnt = 0
+            while nlm != 0:
+                low = nlm & (~nlm + one)  # the first newline's flag bit
+                below = low - one  # the bits of the bytes before it
+                if k >= cap:
+                    return -1
+                cnt += np.int64((((spm & below) >> s7) * ones) >> s56)
+                nl[k] = base + np.int64((((below & hi) >> s7) * ones) >> s56)
+                spaces[k] = cnt
+                k += 1
+                cnt = 0
+                spm &= ~(below | low)  # the spaces after this newline remain
+                nlm &= nlm - one
+            cnt += np.int64(((spm >> s7) * ones) >> s56)
     prev = buf[nw * 8 - 1] if nw else 0
     for p in range(nw * 8, n):
         c = buf[p]

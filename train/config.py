@@ -253,19 +253,29 @@ def resolve(
 ) -> PretrainConfig:
     """Build the run's config: defaults <- presets <- config file <- overrides <- ``--set``."""
     cfg = PretrainConfig()
-    for path in preset_files(preset, dataset, benchmark):
+    _layer(cfg, preset_files(preset, dataset, benchmark), config_file)
+    cfg.preset, cfg.dataset, cfg.data.benchmark = preset, dataset, benchmark
+    _finish_layers(cfg, overrides, sets)
+    validate(cfg)
+    return cfg
+
+
+def _layer(cfg: Any, files: list[Path], config_file: str | Path | None) -> None:
+    """The file layers of a config, in order: presets, then the user's config file."""
+    for path in files:
         update(cfg, read_json(path))
     if config_file is not None:
         update(cfg, read_json(config_file))
-    cfg.preset = preset
-    cfg.dataset = dataset
-    cfg.data.benchmark = benchmark
+
+
+def _finish_layers(
+    cfg: Any, overrides: dict[str, Any] | None, sets: list[str] | tuple[str, ...]
+) -> None:
+    """The layers above the command's own fields: programmatic overrides, then ``--set``."""
     if overrides:
         update(cfg, overrides)
     for s in sets:
         set_dotted(cfg, s)
-    validate(cfg)
-    return cfg
 
 
 def validate(cfg: PretrainConfig) -> None:
@@ -397,17 +407,9 @@ def resolve_eval(
             setattr(cfg.data, key, getattr(pretrained.data, key))
     if cfg.data.sampler == "crop_resize":  # MAMP tests one centre crop
         cfg.data.test_clips = cfg.data.eval_clips = 1
-    for path in eval_preset_files(protocol, dataset, benchmark):
-        update(cfg, read_json(path))
-    if config_file is not None:
-        update(cfg, read_json(config_file))
-    cfg.protocol = protocol
-    cfg.dataset = dataset
-    cfg.data.benchmark = benchmark
-    if overrides:
-        update(cfg, overrides)
-    for s in sets:
-        set_dotted(cfg, s)
+    _layer(cfg, eval_preset_files(protocol, dataset, benchmark), config_file)
+    cfg.protocol, cfg.dataset, cfg.data.benchmark = protocol, dataset, benchmark
+    _finish_layers(cfg, overrides, sets)
     validate_eval(cfg)
     return cfg
 

@@ -67,7 +67,8 @@ def _convert_options(benchmark_flags: list[tuple[str, str]]):
                 "--workers",
                 type=click.IntRange(1),
                 default=None,
-                help="Worker processes. Default: all cores. Output is identical for any count.",
+                help="Worker threads (the kernels run without Python's lock). Default: all "
+                "cores. Output is identical for any count.",
             ),
             click.option(
                 "--preset",

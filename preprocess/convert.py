@@ -1,9 +1,9 @@
 """Batch conversion of a raw NTU RGB+D folder into one store: parallel, ordered, resumable.
 
-Pipeline (design.md §4): list and sort the files -> per file, in worker processes
-(parallel.py): read, parse, denoise, centre, (align), motion prior, checksums -> append in name
-order to the store. The
-store is written under ``OUT.partial`` with a progress log ``OUT.partial.progress`` (one JSON
+Pipeline (design.md §4): list and sort the files -> in batches, in worker threads
+(parallel.py; the kernels release the GIL): read, parse, denoise, centre, (align), motion prior,
+checksums (fastpath.py does most files in one kernel call per batch) -> append in name order to
+the store. The store is written under ``OUT.partial`` with a progress log ``OUT.partial.progress`` (one JSON
 line per committed block); it is renamed to OUT only when complete. Rerunning the same command
 resumes from the last committed block; output bytes do not depend on the worker count.
 """
@@ -27,10 +27,18 @@ import numpy as np
 import s2v
 from s2v.errors import ParseError, S2VError
 from s2v.motion import motion_prior
+from s2v.preprocess import fastpath
 from s2v.preprocess.align import align_view
 from s2v.preprocess.denoise import PRESETS, denoise
-from s2v.preprocess.ntu import Body, group_bodies, parse_name, parse_skeleton_bytes, warm_up
-from s2v.preprocess.parallel import Workers
+from s2v.preprocess.ntu import (
+    Body,
+    RawSkeleton,
+    group_bodies,
+    parse_name,
+    parse_skeleton_bytes,
+    warm_up,
+)
+from s2v.preprocess.parallel import Threads
 from s2v.preprocess.splits import (
     BENCHMARKS,
     LIMITS,
@@ -135,6 +143,22 @@ def convert_file(index: int, path: str, opts: ConvertOptions) -> FileResult:
     if opts.align_view:
         joints = align_view(joints)
     motion = motion_prior(joints).astype(opts.motion_dtype)
+    return _result(index, name, nbytes, ids, joints, motion, den.slots, raw.num_frames, den.bodies)
+
+
+def _result(
+    index: int,
+    name: str,
+    nbytes: int,
+    ids,
+    joints: np.ndarray,
+    motion: np.ndarray,
+    slots: int,
+    source_frames: int,
+    bodies: int,
+    actors: int | None = None,
+) -> FileResult:
+    """A converted sample's result with its metadata row (and checksums)."""
     row = {
         "name": name,
         "setup": ids.setup,
@@ -144,41 +168,73 @@ def convert_file(index: int, path: str, opts: ConvertOptions) -> FileResult:
         "action": ids.action,
         "label": ids.action - 1,
         "frames": len(joints),
-        "actors": 2 if joints[:, 1].any() else 1,
-        "slots": den.slots,
-        "source_frames": raw.num_frames,
-        "bodies": den.bodies,
+        "actors": actors if actors is not None else (2 if joints[:, 1].any() else 1),
+        "slots": slots,
+        "source_frames": source_frames,
+        "bodies": bodies,
         "crc_joints": zlib.crc32(joints.data),
         "crc_motion": zlib.crc32(motion.data),
     }
     return FileResult(index, name, nbytes, joints=joints, motion=motion, row=row)
 
 
+def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[FileResult]:
+    """``convert_file`` for several files, the same results: one kernel call does the files
+    with one bodyID (most) and parses the others (see ``fastpath``); only what it cannot take
+    goes through ``convert_file`` again (which also gives the precise error)."""
+    if opts.align_view or not batch:
+        return [convert_file(i, p, opts) for i, p in batch]
+    paths = [p for _, p in batch]
+    names = [os.path.basename(p)[: -len(".skeleton")] for p in paths]
+    ids = [parse_name(n) for n in names]
+    buf, starts, sizes, readable = fastpath.read_batch(paths)
+    info, xyz, body_id, frame, out_j, out_m = fastpath.parse_batch(buf, starts, sizes)
+    used = int(
+        max((info[k, 5] + info[k, 4] for k in range(len(batch)) if info[k, 0] == 0), default=0)
+    )
+    motion = out_m[:used].astype(opts.motion_dtype)
+    results = []
+    for k, (index, path) in enumerate(batch):
+        status, r0, rec, declared, valid, o = (int(v) for v in info[k])
+        name, nbytes = names[k], int(sizes[k])
+        if ids[k] is None or not readable[k] or status == fastpath.PER_FILE:
+            results.append(convert_file(index, path, opts))
+        elif status == fastpath.SINGLE:
+            j, m = out_j[o : o + valid], motion[o : o + valid]
+            results.append(_result(index, name, nbytes, ids[k], j, m, 1, declared, 1, actors=1))
+        else:  # several bodyIDs: parsed here, denoised with numpy
+            raw = RawSkeleton(
+                name, declared, valid, xyz[r0 : r0 + rec], body_id[r0 : r0 + rec],
+                frame[r0 : r0 + rec],
+            )  # fmt: skip
+            try:
+                den = denoise(name, group_bodies(raw), valid, opts.preset)
+            except ParseError as exc:
+                results.append(FileResult(index, name, nbytes, error=str(exc)))
+                continue
+            m = motion_prior(den.joints).astype(opts.motion_dtype)
+            results.append(
+                _result(index, name, nbytes, ids[k], den.joints, m, den.slots, declared, den.bodies)
+            )
+    return results
+
+
 def _work(args: tuple[list[tuple[int, str]], ConvertOptions]) -> list[FileResult]:
-    batch, opts = args
-    return [_narrow(convert_file(i, p, opts)) for i, p in batch]
-
-
-def _narrow(res: FileResult) -> FileResult:
-    """Before the trip to the writer: a single-actor sample without its all-zero actor 2
-    (about half the bytes to pickle, send and unpickle); the writer fills the zeros in."""
-    if res.row is not None and res.row["actors"] == 1 and not res.motion[:, 1].any():
-        res.joints = np.ascontiguousarray(res.joints[:, :1])
-        res.motion = np.ascontiguousarray(res.motion[:, :1])
-    return res
+    """One batch, in a worker thread."""
+    return convert_batch(*args)
 
 
 def _pool(workers: int):
-    """The worker processes (None for one worker). Created before the store is opened, so that
-    the workers do not inherit its file handles (an HDF5 file lock would outlive a killed run)."""
+    """The worker threads (None for one worker); their kernels loaded first."""
     if workers <= 1:
         return contextlib.nullcontext(None)
-    warm_up()  # the parser's kernels; then denoising's and the motion prior's
+    warm_up()  # the parser's kernels, the batch kernel; then denoising's and the motion prior's
+    fastpath.warm_up()
     two = [Body(i, np.ones((12, 25, 3), dtype=np.float32), 0) for i in (1, 2)]
     denoise("warm-up", two[:1], 12)
     denoise("warm-up", two, 12)
     motion_prior(np.zeros((2, 2, 25, 3), dtype=np.float32))
-    return Workers(workers)
+    return Threads(workers)
 
 
 def _results(

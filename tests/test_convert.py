@@ -310,3 +310,49 @@ def test_verify_finds_a_corrupted_sample(tmp_path):
         f["joints"][150, 0, 3, 1] += 1.0
     faults = verify_store(out)
     assert len(faults) == 1 and "joints: 1 samples fail their crc32" in faults[0]
+
+
+def test_batch_path_gives_the_per_file_results(tmp_path, shared_data):
+    """convert_batch (one kernel call for many files, the workers' path) against
+    convert_file, file by file: real files, a synthetic corpus with its faults (0-body frames,
+    spurious and static bodies), damaged and unreadable files, in batches that mix them."""
+    from s2v.preprocess.convert import convert_batch, convert_file
+    from s2v.preprocess.synth import SynthConfig, generate_corpus
+
+    files = generate_corpus(tmp_path / "synth", SynthConfig(classes=4, per_class=6, faults=True))
+    files += sorted((shared_data / "ntu").glob("*.skeleton"))
+    text = files[0].read_bytes()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for k, data in enumerate(
+        [
+            text[: len(text) // 2],  # truncated
+            text.replace(b" ", b"  ", 40),  # double spaces: the careful kernel's path
+            text.replace(b"\n", b"\r\n"),  # CRLF
+            text.replace(b"\n25\n", b"\n24\n", 1),  # wrong joint count
+            b"",
+        ]
+    ):
+        p = damaged / f"S001C001P001R001A{k + 1:03d}.skeleton"
+        p.write_bytes(data)
+        files.append(p)
+    files.append(damaged / "S001C001P001R001A099.skeleton")  # does not exist
+    files.append(damaged / "notes.skeleton")
+    (damaged / "notes.skeleton").write_text("1\n")
+    tasks = list(enumerate(str(p) for p in files))
+    kinds = set()
+    opts = ConvertOptions()
+    for k in range(0, len(tasks), 7):
+        batch = tasks[k : k + 7]
+        for (i, p), got in zip(batch, convert_batch(batch, opts), strict=True):
+            want = convert_file(i, p, opts)
+            assert (got.index, got.name, got.nbytes, got.error) == (
+                want.index, want.name, want.nbytes, want.error,
+            ), p  # fmt: skip
+            if want.error is None:
+                assert got.row == want.row, p
+                assert np.array_equal(got.joints, want.joints), p
+                assert got.motion.dtype == want.motion.dtype
+                assert np.array_equal(got.motion, want.motion), p
+                kinds.add(want.row["bodies"] > 1)
+    assert kinds == {False, True}  # both the single-body kernel and the numpy denoising ran

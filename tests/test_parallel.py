@@ -80,3 +80,18 @@ def test_result_pipes_hold_a_whole_batch():
         for conn in w._result_conns + w._task_conns:
             assert fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20
         assert [r for done in w.map(_square_slowly, [[1], [2]]) for r, _ in done] == [1, 4]
+
+
+def test_threads_keep_task_order_and_report_an_exception():
+    from s2v.preprocess.parallel import Threads
+
+    batches = [list(range(k, k + 3)) for k in range(0, 60, 3)]
+    with Threads(3) as t:
+        got = [r for done in t.map(_square_slowly, batches) for r in done]
+        assert [v for v, _ in got] == [x * x for x in range(60)]
+        got = []
+        with pytest.raises(S2VError, match="thread: ValueError: three is not allowed"):
+            for done in t.map(_fail_on_three, [[0], [3], [1]]):
+                got += done
+        assert got == [0]
+        assert t.apply_async(os.getpid, ()).get() == os.getpid()

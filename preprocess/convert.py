@@ -242,11 +242,11 @@ def _results(
 ) -> Iterator[FileResult]:
     """Results in task order. With a pool: a bounded number of batches in flight, so memory
     stays flat however many files there are."""
-    if pool is None:
-        for i, p in tasks:
-            yield convert_file(i, p, opts)
-        return
     batches = [(tasks[k : k + batch], opts) for k in range(0, len(tasks), batch)]
+    if pool is None:
+        for b in batches:
+            yield from _work(b)
+        return
     for done in pool.map(_work, batches):
         yield from done
 

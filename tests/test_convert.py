@@ -122,21 +122,21 @@ def test_interrupted_conversion_resumes_to_the_same_store(tmp_path, monkeypatch)
     opts = ConvertOptions(**SMALL_BLOCKS)
     convert(tmp_path / "raw", tmp_path / "ref.zarr", opts, workers=1, progress=False)
 
-    real = convert_mod.convert_file
+    real = convert_mod.convert_batch
     calls = {"n": 0}
 
-    def dies_at_file_17(index, path, o):
+    def dies_at_third_batch(batch, o):  # files 16-23 (batches of 8)
         calls["n"] += 1
-        if calls["n"] == 17:
+        if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(index, path, o)
+        return real(batch, o)
 
-    monkeypatch.setattr(convert_mod, "convert_file", dies_at_file_17)
+    monkeypatch.setattr(convert_mod, "convert_batch", dies_at_third_batch)
     out = tmp_path / "out.zarr"
     with pytest.raises(S2VError, match="interrupted: rerun"):
         convert(tmp_path / "raw", out, opts, workers=1, progress=False)
     assert not out.exists() and (tmp_path / "out.zarr.partial").exists()
-    monkeypatch.setattr(convert_mod, "convert_file", real)
+    monkeypatch.setattr(convert_mod, "convert_batch", real)
     s = convert(tmp_path / "raw", out, opts, workers=1, progress=False)
     assert 0 < s.resumed_from < 17
     assert not (tmp_path / "out.zarr.partial").exists()
@@ -146,11 +146,11 @@ def test_interrupted_conversion_resumes_to_the_same_store(tmp_path, monkeypatch)
 SLOW_CONVERT = """
 import sys, time
 from s2v.preprocess import convert as c
-real = c.convert_file
-def slow(i, p, o):
-    time.sleep(0.05)
-    return real(i, p, o)
-c.convert_file = slow
+real = c.convert_batch
+def slow(batch, o):
+    time.sleep(0.05 * len(batch))
+    return real(batch, o)
+c.convert_batch = slow
 c.convert(sys.argv[1], sys.argv[2], c.ConvertOptions(fmt=sys.argv[3], chunk_frames=64, shard_chunks=2),
           workers=2, progress=False)
 """

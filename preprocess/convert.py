@@ -373,7 +373,7 @@ class ProgressLog:
 
     def commit(self, record: dict) -> None:
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -434,7 +434,7 @@ def convert(
     rows: list[dict] = []
     failed: list[dict] = []
     for rec in records:
-        rows.extend(rec["rows"])
+        rows.extend(_row_dict(r) for r in rec["rows"])
         failed.extend(rec["failed"])
     committed = records[-1]["committed"] if records else 0
     next_file = records[-1]["next_file"] if records else 0
@@ -558,13 +558,18 @@ def _commit(
             "committed": committed,
             "next_file": next_file,
             "skip": max(skip, 0),
-            "rows": done_rows,
+            "rows": [[r[c] for c in COLUMNS] for r in done_rows],  # values in COLUMNS order
             "failed": done_failed,
         }
     )
     rows.extend(done_rows)
     failed.extend(done_failed)
     return rest
+
+
+def _row_dict(row: list | dict) -> dict:
+    """A row from the progress log: a list in COLUMNS order (a dict in logs of earlier versions)."""
+    return row if isinstance(row, dict) else dict(zip(COLUMNS, row, strict=True))
 
 
 def _columns(rows: list[dict]) -> dict[str, np.ndarray]:

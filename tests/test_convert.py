@@ -356,3 +356,35 @@ def test_batch_path_gives_the_per_file_results(tmp_path, shared_data):
                 assert np.array_equal(got.motion, want.motion), p
                 kinds.add(want.row["bodies"] > 1)
     assert kinds == {False, True}  # both the single-body kernel and the numpy denoising ran
+
+
+def test_resume_reads_progress_logs_with_rows_as_dicts(tmp_path, monkeypatch):
+    """Progress logs of earlier versions hold each row as a dict (now a list in COLUMNS
+    order): a conversion interrupted by one resumes to the same store."""
+    renamed_copies(tmp_path / "raw", 30)
+    opts = ConvertOptions(**SMALL_BLOCKS)
+    convert(tmp_path / "raw", tmp_path / "ref.zarr", opts, workers=1, progress=False)
+    real = convert_mod.convert_batch
+    calls = {"n": 0}
+
+    def dies_at_third_batch(batch, o):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(batch, o)
+
+    monkeypatch.setattr(convert_mod, "convert_batch", dies_at_third_batch)
+    out = tmp_path / "out.zarr"
+    with pytest.raises(S2VError, match="interrupted"):
+        convert(tmp_path / "raw", out, opts, workers=1, progress=False)
+    monkeypatch.setattr(convert_mod, "convert_batch", real)
+    log = tmp_path / "out.zarr.partial.progress"
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines[1:]]
+    assert records and all(isinstance(r, list) for rec in records for r in rec["rows"])
+    for rec in records:
+        rec["rows"] = [dict(zip(convert_mod.COLUMNS, r, strict=True)) for r in rec["rows"]]
+    log.write_text("\n".join([lines[0]] + [json.dumps(rec) for rec in records]) + "\n")
+    s = convert(tmp_path / "raw", out, opts, workers=1, progress=False)
+    assert s.resumed_from > 0
+    assert_same_store(tmp_path / "ref.zarr", out)

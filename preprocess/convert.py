@@ -188,14 +188,12 @@ def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[Fi
     names = [os.path.basename(p)[: -len(".skeleton")] for p in paths]
     ids = [parse_name(n) for n in names]
     buf, starts, sizes, readable = fastpath.read_batch(paths)
-    info, xyz, body_id, frame, out_j, out_m = fastpath.parse_batch(buf, starts, sizes)
-    used = int(
-        max((info[k, 5] + info[k, 4] for k in range(len(batch)) if info[k, 0] == 0), default=0)
-    )
+    info, xyz, body_id, frame, out_j, out_m, used = fastpath.parse_batch(buf, starts, sizes)
     motion = out_m[:used].astype(opts.motion_dtype)
     results = []
+    rows = info.tolist()  # Python ints, once
     for k, (index, path) in enumerate(batch):
-        status, r0, rec, declared, valid, o = (int(v) for v in info[k])
+        status, r0, rec, declared, valid, o = rows[k]
         name, nbytes = names[k], int(sizes[k])
         if ids[k] is None or not readable[k] or status == fastpath.PER_FILE:
             results.append(convert_file(index, path, opts))

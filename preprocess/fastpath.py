@@ -136,7 +136,7 @@ def read_batch(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
 
 
 def parse_batch(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
-    """Run the batch kernel: (info, xyz, body_id, frame, joints, motion32)."""
+    """Run the batch kernel: (info, xyz, body_id, frame, joints, motion32, output frames used)."""
     caps = sizes // 600 + 1
     total = int(caps.sum())
     nl, spaces = _scratch(int(sizes.max(initial=0)) // 2 + 2)
@@ -146,8 +146,10 @@ def parse_batch(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
     out_j = np.empty((total, 2, 25, 3), dtype=np.float32)
     out_m = np.empty((total, 2, 25), dtype=np.float32)
     info = np.zeros((len(starts), 6), dtype=np.int64)
-    _batch_kernel(buf, starts, sizes, _P10, nl, spaces, xyz, body_id, frame, out_j, out_m, info)
-    return info, xyz, body_id, frame, out_j, out_m
+    used = _batch_kernel(
+        buf, starts, sizes, _P10, nl, spaces, xyz, body_id, frame, out_j, out_m, info
+    )
+    return info, xyz, body_id, frame, out_j, out_m, int(used)
 
 
 def warm_up() -> None:

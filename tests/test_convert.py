@@ -117,26 +117,32 @@ def test_zarr_and_hdf5_stores_read_back_the_same(tmp_path):
     assert z.samples.equals(h.samples)
 
 
-def test_interrupted_conversion_resumes_to_the_same_store(tmp_path, monkeypatch):
+def _interrupted_at_third_batch(tmp_path, monkeypatch, opts):
+    """A reference store of 30 files, and a conversion of them stopped by Ctrl-C while the
+    third batch (files 16-23) is converted; returns the interrupted output's path."""
     renamed_copies(tmp_path / "raw", 30)
-    opts = ConvertOptions(**SMALL_BLOCKS)
     convert(tmp_path / "raw", tmp_path / "ref.zarr", opts, workers=1, progress=False)
-
     real = convert_mod.convert_batch
     calls = {"n": 0}
 
-    def dies_at_third_batch(batch, o):  # files 16-23 (batches of 8)
+    def dies_at_third_batch(batch, o):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
         return real(batch, o)
 
-    monkeypatch.setattr(convert_mod, "convert_batch", dies_at_third_batch)
     out = tmp_path / "out.zarr"
-    with pytest.raises(S2VError, match="interrupted: rerun"):
-        convert(tmp_path / "raw", out, opts, workers=1, progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(convert_mod, "convert_batch", dies_at_third_batch)
+        with pytest.raises(S2VError, match="interrupted: rerun"):
+            convert(tmp_path / "raw", out, opts, workers=1, progress=False)
+    return out
+
+
+def test_interrupted_conversion_resumes_to_the_same_store(tmp_path, monkeypatch):
+    opts = ConvertOptions(**SMALL_BLOCKS)
+    out = _interrupted_at_third_batch(tmp_path, monkeypatch, opts)
     assert not out.exists() and (tmp_path / "out.zarr.partial").exists()
-    monkeypatch.setattr(convert_mod, "convert_batch", real)
     s = convert(tmp_path / "raw", out, opts, workers=1, progress=False)
     assert 0 < s.resumed_from < 17
     assert not (tmp_path / "out.zarr.partial").exists()
@@ -361,23 +367,8 @@ def test_batch_path_gives_the_per_file_results(tmp_path, shared_data):
 def test_resume_reads_progress_logs_with_rows_as_dicts(tmp_path, monkeypatch):
     """Progress logs of earlier versions hold each row as a dict (now a list in COLUMNS
     order): a conversion interrupted by one resumes to the same store."""
-    renamed_copies(tmp_path / "raw", 30)
     opts = ConvertOptions(**SMALL_BLOCKS)
-    convert(tmp_path / "raw", tmp_path / "ref.zarr", opts, workers=1, progress=False)
-    real = convert_mod.convert_batch
-    calls = {"n": 0}
-
-    def dies_at_third_batch(batch, o):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(batch, o)
-
-    monkeypatch.setattr(convert_mod, "convert_batch", dies_at_third_batch)
-    out = tmp_path / "out.zarr"
-    with pytest.raises(S2VError, match="interrupted"):
-        convert(tmp_path / "raw", out, opts, workers=1, progress=False)
-    monkeypatch.setattr(convert_mod, "convert_batch", real)
+    out = _interrupted_at_third_batch(tmp_path, monkeypatch, opts)
     log = tmp_path / "out.zarr.partial.progress"
     lines = log.read_text().splitlines()
     records = [json.loads(line) for line in lines[1:]]

@@ -136,14 +136,24 @@ def convert_file(index: int, path: str, opts: ConvertOptions) -> FileResult:
             raise ParseError(name, f"cannot read: {exc.strerror}") from None
         nbytes = len(data)
         raw = parse_skeleton_bytes(data, name)
-        den = denoise(name, group_bodies(raw), raw.num_valid_frames, opts.preset)
     except ParseError as exc:
         return FileResult(index, name, nbytes, error=str(exc))
+    return _denoised(index, nbytes, ids, raw, opts)
+
+
+def _denoised(index: int, nbytes: int, ids, raw: RawSkeleton, opts: ConvertOptions) -> FileResult:
+    """A parsed file's result: bodies denoised, merged and centred, (aligned), motion prior."""
+    try:
+        den = denoise(raw.name, group_bodies(raw), raw.num_valid_frames, opts.preset)
+    except ParseError as exc:
+        return FileResult(index, raw.name, nbytes, error=str(exc))
     joints = den.joints
     if opts.align_view:
         joints = align_view(joints)
     motion = motion_prior(joints).astype(opts.motion_dtype)
-    return _result(index, name, nbytes, ids, joints, motion, den.slots, raw.num_frames, den.bodies)
+    return _result(
+        index, raw.name, nbytes, ids, joints, motion, den.slots, raw.num_frames, den.bodies
+    )
 
 
 def _result(
@@ -205,15 +215,7 @@ def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[Fi
                 name, declared, valid, xyz[r0 : r0 + rec], body_id[r0 : r0 + rec],
                 frame[r0 : r0 + rec],
             )  # fmt: skip
-            try:
-                den = denoise(name, group_bodies(raw), valid, opts.preset)
-            except ParseError as exc:
-                results.append(FileResult(index, name, nbytes, error=str(exc)))
-                continue
-            m = motion_prior(den.joints).astype(opts.motion_dtype)
-            results.append(
-                _result(index, name, nbytes, ids[k], den.joints, m, den.slots, declared, den.bodies)
-            )
+            results.append(_denoised(index, nbytes, ids[k], raw, opts))
     return results
 
 

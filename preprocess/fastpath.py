@@ -22,7 +22,7 @@ import numpy as np
 
 from s2v.motion import motion_prior
 from s2v.preprocess.denoise import _single_actor_centred
-from s2v.preprocess.ntu import _P10, _fast_kernel, _index_lines
+from s2v.preprocess.ntu import _P10, _fast_kernel, _index_lines, _scratch
 
 # per-file status from the kernel
 SINGLE, PER_FILE, PARSED = 0, 1, 2
@@ -84,14 +84,6 @@ def _buffer(n: int) -> np.ndarray:
     if buf is None or len(buf) < n:
         _LOCAL.buf = buf = np.empty(max(n, 8 << 20), dtype=np.uint8)
     return buf
-
-
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    nl = getattr(_LOCAL, "nl", None)
-    if nl is None or len(nl) < n:
-        _LOCAL.nl = nl = np.empty(max(n, 1 << 20), dtype=np.int64)
-        _LOCAL.spaces = np.empty(len(nl), dtype=np.int32)
-    return nl, _LOCAL.spaces
 
 
 def read_batch(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bool]]:

@@ -493,16 +493,11 @@ def demo(
         from s2v.train.demo import DemoConfig, run_demo
 
         cfg = DemoConfig(out=Path(out), raw=raw, seed=seed, device=device, overwrite=overwrite)
-        if minutes is not None:
-            cfg.minutes = minutes
-        if model_size is not None:
-            cfg.model_size = model_size
-        if two_person is not None:
-            cfg.two_person = two_person
-        if classes is not None:
-            cfg.classes = classes
-        if per_class is not None:
-            cfg.per_class = per_class
-        if workers is not None:
-            cfg.workers = workers
+        given = dict(
+            minutes=minutes, model_size=model_size, two_person=two_person, classes=classes,
+            per_class=per_class, workers=workers,
+        )  # fmt: skip
+        for key, value in given.items():  # only what was given replaces the demo's defaults
+            if value is not None:
+                setattr(cfg, key, value)
         run_demo(cfg)

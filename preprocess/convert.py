@@ -189,33 +189,35 @@ def _result(
 
 
 def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[FileResult]:
-    """``convert_file`` for several files, the same results: one kernel call does the files
-    with one bodyID (most) and parses the others (see ``fastpath``); only what it cannot take
-    goes through ``convert_file`` again (which also gives the precise error)."""
+    """``convert_file`` for several files, the same results: one kernel call does them all
+    (see ``fastpath``); only what it cannot take goes through ``convert_file`` again (which
+    also gives the precise error)."""
     if opts.align_view or not batch:
         return [convert_file(i, p, opts) for i, p in batch]
     paths = [p for _, p in batch]
     names = [os.path.basename(p)[: -len(".skeleton")] for p in paths]
     ids = [parse_name(n) for n in names]
     buf, starts, sizes, readable = fastpath.read_batch(paths)
-    info, xyz, body_id, frame, out_j, out_m, used = fastpath.parse_batch(buf, starts, sizes)
+    ctrgcn = opts.preset == "ctrgcn"
+    info, xyz, body_id, frame, out_j, out_m, used = fastpath.parse_batch(buf, starts, sizes, ctrgcn)
     motion = out_m[:used].astype(opts.motion_dtype)
     results = []
     rows = info.tolist()  # Python ints, once
     for k, (index, path) in enumerate(batch):
-        status, r0, rec, declared, valid, o = rows[k]
+        status, r0, rec, declared, valid, o, frames, slots, bodies, actors = rows[k]
         name, nbytes = names[k], int(sizes[k])
         if ids[k] is None or not readable[k] or status == fastpath.PER_FILE:
             results.append(convert_file(index, path, opts))
-        elif status == fastpath.SINGLE:
-            j, m = out_j[o : o + valid], motion[o : o + valid]
-            results.append(_result(index, name, nbytes, ids[k], j, m, 1, declared, 1, actors=1))
-        else:  # several bodyIDs: parsed here, denoised with numpy
+        elif status == fastpath.PARSED:  # several bodyIDs, preset none: numpy
             raw = RawSkeleton(
                 name, declared, valid, xyz[r0 : r0 + rec], body_id[r0 : r0 + rec],
                 frame[r0 : r0 + rec],
             )  # fmt: skip
             results.append(_denoised(index, nbytes, ids[k], raw, opts))
+        else:
+            j, m = out_j[o : o + frames], motion[o : o + frames]
+            res = _result(index, name, nbytes, ids[k], j, m, slots, declared, bodies, actors)
+            results.append(res)
     return results
 
 

@@ -118,6 +118,195 @@ def _single_actor_centred(xyz, start, num_frames, out):
     return True
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _block_sum(a, s, n):
+    """numpy's pairwise_sum for n <= 128 float32 values: sequential below 8, else eight running
+    sums combined as a tree, then the remainder."""
+    if n < 8:
+        r = np.float32(0.0)
+        for i in range(n):
+            r += a[s + i]
+        return r
+    r0, r1, r2, r3 = a[s], a[s + 1], a[s + 2], a[s + 3]
+    r4, r5, r6, r7 = a[s + 4], a[s + 5], a[s + 6], a[s + 7]
+    i = 8
+    m = n - n % 8
+    while i < m:
+        r0 += a[s + i]
+        r1 += a[s + i + 1]
+        r2 += a[s + i + 2]
+        r3 += a[s + i + 3]
+        r4 += a[s + i + 4]
+        r5 += a[s + i + 5]
+        r6 += a[s + i + 6]
+        r7 += a[s + i + 7]
+        i += 8
+    r = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        r += a[s + i]
+        i += 1
+    return r
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_sum(a, s, n):
+    """``a[s:s + n].sum()`` for float32, bit for bit, for n <= 240 (rows here: 75 or 150):
+    numpy's add.reduce starts from 0 and adds the pairwise sum, which halves (at a multiple
+    of 8) above 128 values."""
+    if n <= 128:
+        return np.float32(0.0) + _block_sum(a, s, n)
+    h = n // 2
+    h -= h % 8
+    return np.float32(0.0) + (_block_sum(a, s, h) + _block_sum(a, s + h, n - h))
+
+
+# outcomes of _ctrgcn_kernel besides OK (denoise() turns them into messages)
+OK, ALL_SHORT, ALL_EMPTY, NO_ACTOR1 = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, nogil=True)
+def _ctrgcn_kernel(xyz, starts, lengths, num_frames, out):
+    """``_select_ctrgcn``, ``_remove_missing_frames`` and ``centre`` for several bodies in one
+    pass without Python, bit for bit (tested against the numpy functions above, which are
+    the readable statement of the reference; this is what runs).
+
+    xyz: float32 (R * 25, 3), the bodies' frames one body after another in order of first
+    appearance; starts, lengths: int64 per body. out: float32 (>= num_frames, 2, 25, 3).
+    Returns (outcome, frames written, slots, bodies used). Float32 arithmetic throughout,
+    as numpy's on the reference's arrays: row sums by numpy's pairwise order, the spread
+    threshold as float32(0.8) (numpy 2's rule for a Python float times a float32 array).
+    """
+    nb = len(starts)
+    first = np.zeros(nb + 1, dtype=np.int64)  # the bodies' first rows in xyz / 25
+    for b in range(nb):
+        first[b + 1] = first[b] + lengths[b]
+    motion = np.empty(nb, dtype=np.float32)
+    kept = np.zeros(nb, dtype=np.bool_)
+    n_kept = 0
+    for b in range(nb):
+        motion[b] = _var_sum(xyz[first[b] * 25 : first[b + 1] * 25])
+        if lengths[b] > NOISE_LEN_THRES:
+            kept[b] = True
+            n_kept += 1
+    if n_kept == 0:
+        return ALL_SHORT, 0, 0, 0
+    thres1 = np.float32(NOISE_SPR_THRES1)
+    if n_kept > 1:  # spread filter, in order of first appearance
+        for b in range(nb):
+            if not kept[b]:
+                continue
+            if n_kept == 1:
+                break
+            n = lengths[b]
+            valid = np.empty(n, dtype=np.bool_)
+            n_valid = 0
+            for f in range(n):
+                r = (first[b] + f) * 25
+                x0 = x1 = xyz[r, 0]
+                y0 = y1 = xyz[r, 1]
+                for j in range(1, 25):
+                    x, y = xyz[r + j, 0], xyz[r + j, 1]
+                    x0, x1 = min(x0, x), max(x1, x)
+                    y0, y1 = min(y0, y), max(y1, y)
+                valid[f] = (x1 - x0) <= thres1 * (y1 - y0)
+                n_valid += valid[f]
+            noise = n - n_valid
+            if noise == 0:
+                continue
+            if noise / float(n) >= NOISE_SPR_THRES2:
+                kept[b] = False
+                n_kept -= 1
+            else:
+                sub = np.empty((n_valid * 25, 3), dtype=np.float32)
+                k = 0
+                for f in range(n):
+                    if valid[f]:
+                        r = (first[b] + f) * 25
+                        sub[k * 25 : k * 25 + 25] = xyz[r : r + 25]
+                        k += 1
+                motion[b] = min(motion[b], _var_sum(sub))
+    width = 75 if n_kept == 1 else 150
+    joints = np.zeros((num_frames, width), dtype=np.float32)
+    # by motion, largest first; ties keep the order of first appearance (a stable sort)
+    order = np.empty(n_kept, dtype=np.int64)
+    k = 0
+    for b in range(nb):
+        if kept[b]:
+            order[k] = b
+            k += 1
+    for i in range(1, n_kept):
+        b = order[i]
+        k = i
+        while k > 0 and motion[order[k - 1]] < motion[b]:
+            order[k] = order[k - 1]
+            k -= 1
+        order[k] = b
+    s1, e1 = starts[order[0]], starts[order[0]] + lengths[order[0]] - 1
+    s2, e2 = 0, 0  # actor 2's virtual initial interval
+    used = 0
+    for i in range(n_kept):
+        b = order[i]
+        s, e = starts[b], starts[b] + lengths[b] - 1
+        col = -1
+        if i == 0:
+            col = 0
+        elif min(e1, e) - max(s1, s) <= 0:  # no overlap with actor 1
+            col = 0
+            s1, e1 = min(s, s1), max(e, e1)
+        elif min(e2, e) - max(s2, s) <= 0:  # no overlap with actor 2
+            col = 75
+            s2, e2 = min(s, s2), max(e, e2)
+        if col < 0:
+            continue
+        used += 1
+        for f in range(lengths[b]):
+            r = (first[b] + f) * 25
+            for j in range(25):
+                for c in range(3):
+                    joints[s + f, col + j * 3 + c] = xyz[r + j, c]
+    # rows where everything sums to 0 are missing frames; the rest is the sample
+    rows = np.empty(num_frames, dtype=np.int64)
+    n_rows = 0
+    for f in range(num_frames):
+        if _row_sum(joints[f], 0, width) != 0:
+            rows[n_rows] = f
+            n_rows += 1
+    if n_rows == 0:
+        return ALL_EMPTY, 0, 0, 0
+    origin_row = -1
+    for i in range(n_rows):
+        for v in range(75):
+            if joints[rows[i], v] != 0:
+                origin_row = rows[i]
+                break
+        if origin_row >= 0:
+            break
+    if origin_row < 0:
+        return NO_ACTOR1, 0, 0, 0
+    o = joints[origin_row, 3:6].copy()
+    for i in range(n_rows):
+        row = joints[rows[i]]
+        for a in range(2):
+            # two slots: an actor's absent rows (sum 0 before centring) stay 0
+            keep = a == 0 if width == 75 else _row_sum(row, 75 * a, 75) != 0
+            for j in range(25):
+                for c in range(3):
+                    out[i, a, j, c] = row[75 * a + 3 * j + c] - o[c] if keep else 0
+    return OK, n_rows, width // 75, used
+
+
+def unusable_reason(code: int, bodies: int) -> str:
+    """Why a file gives no sample (an outcome of ``_ctrgcn_kernel`` other than OK)."""
+    if code == ALL_SHORT:
+        return (
+            f"unusable: all {bodies} bodies are present in {NOISE_LEN_THRES} frames or "
+            "fewer (the reference pipeline crashes on this file)"
+        )
+    if code == ALL_EMPTY:
+        return "unusable: every frame is empty after denoising"
+    return "unusable: actor 1 has no non-zero joint after denoising"
+
+
 def _spread_valid(joints: np.ndarray) -> np.ndarray:
     """Frames whose x-spread <= 0.8 * y-spread (float32 arithmetic, numpy-2 scalar rules)."""
     x = joints[:, :, 0]
@@ -130,11 +319,7 @@ def _select_ctrgcn(name: str, bodies: list[Body], num_frames: int) -> tuple[np.n
     motion = {b.body_id: body_motion(b.joints) for b in bodies}
     kept = [b for b in bodies if b.length > NOISE_LEN_THRES]
     if not kept:
-        raise ParseError(
-            name,
-            f"unusable: all {len(bodies)} bodies are present in {NOISE_LEN_THRES} frames or "
-            "fewer (the reference pipeline crashes on this file)",
-        )
+        raise ParseError(name, unusable_reason(ALL_SHORT, len(bodies)))
     if len(kept) > 1:
         for b in list(kept):  # spread filter, first-appearance order
             if len(kept) == 1:
@@ -196,7 +381,7 @@ def centre(joints: np.ndarray, name: str) -> np.ndarray:
         missing2 = np.flatnonzero(joints[:, 75:].sum(axis=1) == 0)
     nonzero = np.flatnonzero((joints[:, :75] != 0).any(axis=1))
     if len(nonzero) == 0:
-        raise ParseError(name, "unusable: actor 1 has no non-zero joint after denoising")
+        raise ParseError(name, unusable_reason(NO_ACTOR1, 0))
     origin = joints[nonzero[0], 3:6].copy()
     joints -= np.tile(origin, joints.shape[1] // 3)
     if two:
@@ -221,16 +406,21 @@ def denoise(name: str, bodies: list[Body], num_frames: int, preset: str = "ctrgc
         out = np.empty((num_frames, 2, 25, 3), dtype=np.float32)
         xyz = np.ascontiguousarray(b.joints, dtype=np.float32)
         if not _single_actor_centred(xyz, b.start, num_frames, out):
-            raise ParseError(name, "unusable: actor 1 has no non-zero joint after denoising")
+            raise ParseError(name, unusable_reason(NO_ACTOR1, 1))
         return Denoised(out, 1, 1, 1)
-    else:
-        if preset == "ctrgcn":
-            joints, kept = _select_ctrgcn(name, bodies, num_frames)
-        else:
-            joints, kept = _select_none(bodies, num_frames)
-        joints = _remove_missing_frames(joints)
-        if len(joints) == 0:
-            raise ParseError(name, "unusable: every frame is empty after denoising")
+    if preset == "ctrgcn":  # the kernel: the numpy functions' results, without Python
+        xyz = np.concatenate([b.joints for b in bodies], dtype=np.float32).reshape(-1, 3)
+        starts = np.array([b.start for b in bodies], dtype=np.int64)
+        lengths = np.array([b.length for b in bodies], dtype=np.int64)
+        out = np.empty((num_frames, 2, 25, 3), dtype=np.float32)
+        code, frames, slots, kept = _ctrgcn_kernel(xyz, starts, lengths, num_frames, out)
+        if code != OK:
+            raise ParseError(name, unusable_reason(code, len(bodies)))
+        return Denoised(out[:frames], slots, len(bodies), kept)
+    joints, kept = _select_none(bodies, num_frames)
+    joints = _remove_missing_frames(joints)
+    if len(joints) == 0:
+        raise ParseError(name, unusable_reason(ALL_EMPTY, len(bodies)))
     slots = joints.shape[1] // 75
     joints = centre(joints, name)
     out = np.zeros((len(joints), 2, 25, 3), dtype=np.float32)

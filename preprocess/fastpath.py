@@ -21,25 +21,68 @@ import numba
 import numpy as np
 
 from s2v.motion import motion_prior
-from s2v.preprocess.denoise import _single_actor_centred
+from s2v.preprocess.denoise import _ctrgcn_kernel, _single_actor_centred
 from s2v.preprocess.ntu import _P10, _fast_kernel, _index_lines, _scratch
 
-# per-file status from the kernel
-SINGLE, PER_FILE, PARSED = 0, 1, 2
+# per-file status from the kernel: SINGLE and DENOISED are finished samples; PARSED files
+# (several bodyIDs, preset other than ctrgcn) come back as records; PER_FILE: convert_file
+SINGLE, PER_FILE, PARSED, DENOISED = 0, 1, 2, 3
+# columns of the kernel's per-file info
+STATUS, FIRST_RECORD, RECORDS, DECLARED, VALID, OUT, FRAMES, SLOTS, BODIES, ACTORS = range(10)
 
 
 @numba.njit(cache=True, nogil=True)
-def _batch_kernel(buf, starts, sizes, p10, nl, spaces, xyz, body_id, frame, out_j, out_m, info):
-    """info[i] = [status, first record, records, declared frames, valid frames, first output
-    frame]; records of file i are xyz[first:first + records]. Returns the output frames used."""
+def _bodies_denoised(xyz, bid, fr, valid, out):
+    """A parsed file with several bodyIDs: its records grouped into bodies (in order of first
+    appearance, as ``group_bodies``) and denoised by ``_ctrgcn_kernel`` into ``out``.
+    Returns (outcome, frames, slots, bodies), outcome -1 where a bodyID appears twice in one
+    frame (``convert_file`` says so)."""
+    rec = len(bid)
+    ids = np.empty(rec, dtype=np.int64)
+    starts = np.empty(rec, dtype=np.int64)
+    counts = np.zeros(rec, dtype=np.int64)
+    body_of = np.empty(rec, dtype=np.int64)
+    nb = 0
+    for r in range(rec):
+        k = 0
+        while k < nb and ids[k] != bid[r]:
+            k += 1
+        if k == nb:
+            ids[k] = bid[r]
+            starts[k] = fr[r]
+            nb += 1
+        body_of[r] = k
+        counts[k] += 1
+    at = np.empty(nb, dtype=np.int64)
+    total = 0
+    for k in range(nb):
+        if starts[k] + counts[k] > valid:
+            return -1, 0, 0, nb
+        at[k] = total
+        total += counts[k]
+    grouped = np.empty((rec * 25, 3), dtype=np.float32)
+    for r in range(rec):
+        k = body_of[r]
+        grouped[at[k] * 25 : at[k] * 25 + 25] = xyz[r]  # xyz: (records, 25, 3)
+        at[k] += 1
+    code, frames, slots, _ = _ctrgcn_kernel(grouped, starts[:nb], counts[:nb], valid, out)
+    return code, frames, slots, nb
+
+
+@numba.njit(cache=True, nogil=True)
+def _batch_kernel(
+    buf, starts, sizes, p10, nl, spaces, xyz, body_id, frame, out_j, out_m, info, ctrgcn
+):
+    """Per file i, info[i] (columns above); records of file i are xyz[first:first + records],
+    its sample out_j[out:out + frames]. Returns the output frames used."""
     counts = np.zeros(2, dtype=np.int64)
     o = 0
     r0 = 0
     for i in range(len(starts)):
         s = starts[i]
         n = sizes[i]
-        info[i, 0] = PER_FILE
-        info[i, 1] = r0
+        info[i, STATUS] = PER_FILE
+        info[i, FIRST_RECORD] = r0
         b = buf[s : s + n]
         k = _index_lines(b, buf[s : s + n // 8 * 8].view(np.uint64), nl, spaces)
         if k < 0:
@@ -51,27 +94,48 @@ def _batch_kernel(buf, starts, sizes, p10, nl, spaces, xyz, body_id, frame, out_
         rec = _fast_kernel(b, nl[:k], spaces[:k], p10, x, bid, fr, counts)
         if rec < 0:
             continue
-        info[i, 2] = rec
-        info[i, 3] = counts[0]
-        info[i, 4] = counts[1]
+        info[i, RECORDS] = rec
+        info[i, DECLARED] = counts[0]
+        info[i, VALID] = counts[1]
         r0 += rec
+        f = counts[1]
+        if o + f > out_j.shape[0]:
+            continue
         single = True
         for r in range(1, rec):
             if bid[r] != bid[0]:
                 single = False
                 break
-        if not single:
-            info[i, 0] = PARSED
+        if single:
+            if fr[0] + rec - 1 >= f:
+                continue  # a bodyID twice in one frame: convert_file says so
+            if not _single_actor_centred(x[:rec], fr[0], f, out_j[o : o + f]):
+                continue  # nothing but zeros: convert_file says so
+            frames, slots, bodies, actors = f, 1, 1, 1
+            info[i, STATUS] = SINGLE
+        elif not ctrgcn:
+            info[i, STATUS] = PARSED
             continue
-        f = counts[1]
-        if fr[0] + rec - 1 >= f or o + f > out_j.shape[0]:
-            continue  # a bodyID twice in one frame: convert_file says so
-        if not _single_actor_centred(x[:rec], fr[0], f, out_j[o : o + f]):
-            continue  # nothing but zeros: convert_file says so
-        out_m[o : o + f] = motion_prior(out_j[o : o + f])
-        info[i, 5] = o
-        o += f
-        info[i, 0] = SINGLE
+        else:
+            code, frames, slots, bodies = _bodies_denoised(
+                x[:rec], bid[:rec], fr[:rec], f, out_j[o : o + f]
+            )
+            if code != 0:
+                continue  # unusable: convert_file says why
+            actors = 1
+            for r in range(o, o + frames):
+                for j in range(25):
+                    for c in range(3):
+                        if out_j[r, 1, j, c] != 0:
+                            actors = 2
+            info[i, STATUS] = DENOISED
+        out_m[o : o + frames] = motion_prior(out_j[o : o + frames])
+        info[i, OUT] = o
+        info[i, FRAMES] = frames
+        info[i, SLOTS] = slots
+        info[i, BODIES] = bodies
+        info[i, ACTORS] = actors
+        o += frames
     return o
 
 
@@ -130,8 +194,10 @@ def read_batch(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
     return buf, starts, sizes, ok
 
 
-def parse_batch(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
-    """Run the batch kernel: (info, xyz, body_id, frame, joints, motion32, output frames used)."""
+def parse_batch(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, ctrgcn: bool = True):
+    """Run the batch kernel: (info, xyz, body_id, frame, joints, motion32, output frames used).
+    ctrgcn: denoise files with several bodyIDs too (the ctrgcn preset); else they come back
+    PARSED."""
     caps = sizes // 600 + 1
     total = int(caps.sum())
     nl, spaces = _scratch(int(sizes.max(initial=0)) // 2 + 2)
@@ -140,9 +206,9 @@ def parse_batch(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
     frame = np.empty(total, dtype=np.int32)
     out_j = np.empty((total, 2, 25, 3), dtype=np.float32)
     out_m = np.empty((total, 2, 25), dtype=np.float32)
-    info = np.zeros((len(starts), 6), dtype=np.int64)
+    info = np.zeros((len(starts), 10), dtype=np.int64)
     used = _batch_kernel(
-        buf, starts, sizes, _P10, nl, spaces, xyz, body_id, frame, out_j, out_m, info
+        buf, starts, sizes, _P10, nl, spaces, xyz, body_id, frame, out_j, out_m, info, ctrgcn
     )
     return info, xyz, body_id, frame, out_j, out_m, int(used)
 

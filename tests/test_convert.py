@@ -342,26 +342,38 @@ def test_batch_path_gives_the_per_file_results(tmp_path, shared_data):
         p = damaged / f"S001C001P001R001A{k + 1:03d}.skeleton"
         p.write_bytes(data)
         files.append(p)
+    two = (shared_data / "ntu" / "S001C001P001R001A024.skeleton").read_bytes().split(b"\n")
+    p = damaged / "S001C001P001R001A010.skeleton"  # two bodyIDs in 8 frames: unusable
+    cut, n = 1, 0
+    while n < 8:
+        cut += 1 + int(two[cut]) * 27
+        n += 1
+    p.write_bytes(b"\n".join([b"8"] + two[1:cut]) + b"\n")
+    files.append(p)
     files.append(damaged / "S001C001P001R001A099.skeleton")  # does not exist
     files.append(damaged / "notes.skeleton")
     (damaged / "notes.skeleton").write_text("1\n")
     tasks = list(enumerate(str(p) for p in files))
-    kinds = set()
-    opts = ConvertOptions()
-    for k in range(0, len(tasks), 7):
-        batch = tasks[k : k + 7]
-        for (i, p), got in zip(batch, convert_batch(batch, opts), strict=True):
-            want = convert_file(i, p, opts)
-            assert (got.index, got.name, got.nbytes, got.error) == (
-                want.index, want.name, want.nbytes, want.error,
-            ), p  # fmt: skip
-            if want.error is None:
-                assert got.row == want.row, p
-                assert np.array_equal(got.joints, want.joints), p
-                assert got.motion.dtype == want.motion.dtype
-                assert np.array_equal(got.motion, want.motion), p
-                kinds.add(want.row["bodies"] > 1)
-    assert kinds == {False, True}  # both the single-body kernel and the numpy denoising ran
+    for preset in ("ctrgcn", "none"):  # several bodyIDs: denoised in the kernel; with numpy
+        kinds, errors = set(), []
+        opts = ConvertOptions(preset=preset)
+        for k in range(0, len(tasks), 7):
+            batch = tasks[k : k + 7]
+            for (i, p), got in zip(batch, convert_batch(batch, opts), strict=True):
+                want = convert_file(i, p, opts)
+                assert (got.index, got.name, got.nbytes, got.error) == (
+                    want.index, want.name, want.nbytes, want.error,
+                ), p  # fmt: skip
+                if want.error is None:
+                    assert got.row == want.row, p
+                    assert np.array_equal(got.joints, want.joints), p
+                    assert got.motion.dtype == want.motion.dtype
+                    assert np.array_equal(got.motion, want.motion), p
+                    kinds.add(want.row["bodies"] > 1)
+                else:
+                    errors.append(want.error)
+        assert kinds == {False, True}  # files with one bodyID and with several
+        assert any("11 frames or fewer" in e for e in errors) == (preset == "ctrgcn")
 
 
 def test_resume_reads_progress_logs_with_rows_as_dicts(tmp_path, monkeypatch):

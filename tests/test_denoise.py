@@ -131,3 +131,100 @@ def test_body_motion_kernel_equals_numpys_var_bit_for_bit():
         want = np.sum(np.var(joints.reshape(-1, 3), axis=0))
         got = body_motion(joints)
         assert got.dtype == np.float32 and got == want
+
+
+def _numpy_ctrgcn(name: str, bodies: list[Body], num_frames: int) -> Denoised:
+    """The numpy statement of the reference (select, drop missing rows, centre)."""
+    from s2v.preprocess.denoise import _remove_missing_frames, _select_ctrgcn
+
+    joints, kept = _select_ctrgcn(name, bodies, num_frames)
+    joints = _remove_missing_frames(joints)
+    if len(joints) == 0:
+        raise ParseError(name, "unusable: every frame is empty after denoising")
+    slots = joints.shape[1] // 75
+    joints = centre(joints, name)
+    out = np.zeros((len(joints), 2, 25, 3), np.float32)
+    out[:, :slots] = joints.reshape(len(joints), slots, 25, 3)
+    return Denoised(out, slots, len(bodies), kept)
+
+
+def _random_bodies(rng: np.random.Generator) -> tuple[list[Body], int]:
+    """Several bodies of every kind the filters tell apart: short ones, furniture, bodies
+    partly noisy for the spread filter and right at its threshold, equal motions (ties),
+    zero frames, rows that sum to exactly 0, touching and overlapping intervals."""
+    bodies = []
+    end = 0
+    copy_of = None
+    for k in range(int(rng.integers(2, 7))):
+        n = int(rng.choice([int(rng.integers(1, 12)), int(rng.integers(12, 50))]))
+        start = int(rng.integers(0, 40))
+        kind = int(rng.integers(0, 7))
+        if kind == 0:  # a person: tall and narrow
+            j = person(n, int(rng.integers(1 << 30)), move=float(rng.uniform(0.001, 0.05))).joints
+        elif kind == 1:  # furniture: wide and flat
+            j = furniture(n, int(rng.integers(1 << 30))).joints
+        elif kind == 2:  # some frames noisy, some not
+            j = person(n, int(rng.integers(1 << 30))).joints
+            noisy = rng.random(n) < rng.uniform(0.2, 0.9)
+            j[noisy, :, 0] *= 8
+        elif kind == 3:  # x-spread == 0.8 * y-spread in float32 arithmetic, or one ulp off
+            y = np.float32(1.25)
+            x = np.float32(0.8) * y
+            x = np.nextafter(x, np.float32(9)) if rng.random() < 0.5 else x
+            j = np.zeros((n, 25, 3), np.float32)
+            j[:, 0, 0], j[:, 1, 0] = 0, x
+            j[:, 0, 1], j[:, 1, 1] = 0, y
+            j[:, :, 2] = 3
+            j += rng.integers(-3, 3, (n, 1, 3)).astype(np.float32) / 4
+        elif kind == 4 and copy_of is not None:  # the same motion as another body: a tie
+            j = copy_of.copy()
+            n = len(j)
+        elif kind == 5:  # rows that sum to exactly 0, and all-zero frames
+            j = rng.integers(-4, 5, (n, 25, 3)).astype(np.float32) / 8
+            j[:, 12:24] = -j[:, :12]
+            j[:, 24] = 0
+            j[rng.random(n) < 0.3] = 0
+        else:
+            j = person(n, int(rng.integers(1 << 30))).joints
+            j[rng.random(n) < 0.2] = 0
+        copy_of = j
+        bodies.append(Body(k + 1, np.ascontiguousarray(j, np.float32), start))
+        end = max(end, start + n)
+    return bodies, end + int(rng.integers(0, 3))
+
+
+def test_ctrgcn_kernel_equals_the_numpy_path_bit_for_bit():
+    """Several bodies: the kernel that runs against the numpy functions (the reference's
+    steps on the reference's arrays), on 3,000 random sets, outcomes and errors included."""
+    rng = np.random.default_rng(5)
+    outcomes = {"one slot": 0, "two slots": 0, "error": 0}
+    for _ in range(3000):
+        bodies, num_frames = _random_bodies(rng)
+        try:
+            want = _numpy_ctrgcn("x", bodies, num_frames)
+        except ParseError as exc:
+            with pytest.raises(ParseError) as got_exc:
+                denoise("x", bodies, num_frames)
+            assert str(got_exc.value) == str(exc)
+            outcomes["error"] += 1
+            continue
+        got = denoise("x", bodies, num_frames)
+        assert got.joints.dtype == np.float32 and got.joints.shape == want.joints.shape
+        assert got.joints.tobytes() == want.joints.tobytes()
+        assert (got.slots, got.bodies, got.kept_bodies) == (
+            want.slots,
+            want.bodies,
+            want.kept_bodies,
+        )
+        outcomes["one slot" if got.slots == 1 else "two slots"] += 1
+    assert min(outcomes.values()) > 100, outcomes  # every outcome well covered
+
+
+def test_row_sums_follow_numpys_pairwise_order():
+    from s2v.preprocess.denoise import _row_sum
+
+    rng = np.random.default_rng(8)
+    for n in (1, 7, 8, 9, 75, 127, 128, 129, 150, 239, 240):
+        for _ in range(200):
+            row = (rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4, n)).astype(np.float32)
+            assert np.float32(_row_sum(row, 0, n)).tobytes() == row.sum().tobytes()

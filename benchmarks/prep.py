@@ -86,14 +86,25 @@ def reference_style_parse(path: Path) -> dict:
 
 
 def reference_style_file(path: Path) -> None:
-    """Parse + denoise only: the reference's parse, then the body selection and centring via
-    s2v's vectorised re-implementation (under-states the reference: its pickles, its
-    per-frame centring loop, its padding and its npz are left out)."""
-    from s2v.preprocess.denoise import denoise
+    """Parse + denoise only: the reference's parse, then its body selection and centring with
+    numpy as the reference does them (under-states the reference: its pickles, its per-frame
+    centring loop, its padding and its npz are left out)."""
+    from s2v.preprocess.denoise import centre
 
-    bodies = reference_style_parse(path)
+    centre(_reference_selection(path, reference_style_parse(path)), path.stem)
+
+
+def _reference_selection(path: Path, bodies: dict) -> np.ndarray:
+    """Body selection the reference's way: numpy per body on its (F, 75|150) arrays (s2v's
+    numpy statement of it; s2v itself runs a compiled kernel)."""
+    from s2v.preprocess.denoise import _one_actor, _remove_missing_frames, _select_ctrgcn
+
     n_frames = max(e["interval"][-1] for e in bodies.values()) + 1
-    denoise(path.stem, _as_bodies(bodies), n_frames)
+    parsed = _as_bodies(bodies)
+    if len(parsed) == 1:
+        return _one_actor(parsed[0], n_frames)
+    joints, _ = _select_ctrgcn(path.stem, parsed, n_frames)
+    return _remove_missing_frames(joints)
 
 
 def _as_bodies(bodies: dict) -> list:
@@ -112,7 +123,7 @@ def reference_pipeline_file(path: Path, sink: io.BytesIO) -> None:
 
     1. parse (``reference_style_parse``), then the raw data pickled (raw_skes_data.pkl) and read
        back by the next script;
-    2. body selection (s2v's re-implementation; the reference's is the same numpy per body) and
+    2. body selection (``_reference_selection``: numpy per body, as the reference) and
        the per-actor colour arrays (NaN-filled, kept by the reference), both pickled
        (raw_denoised_joints.pkl / raw_denoised_colors.pkl) and read back;
     3. seq_translation: origin from the first non-zero row, subtracted frame by frame with
@@ -120,17 +131,10 @@ def reference_pipeline_file(path: Path, sink: io.BytesIO) -> None:
     4. align_frames: the sample padded into a (300, 150) float32 row;
     5. the row written into the uncompressed ``.npz`` (``np.savez`` to ``sink``).
     """
-    from s2v.preprocess.denoise import _one_actor, _remove_missing_frames, _select_ctrgcn
-
     bodies = reference_style_parse(path)
     bodies = pickle.loads(pickle.dumps(bodies, protocol=pickle.HIGHEST_PROTOCOL))
     n_frames = max(e["interval"][-1] for e in bodies.values()) + 1
-    parsed = _as_bodies(bodies)
-    if len(parsed) == 1:
-        joints = _one_actor(parsed[0], n_frames)
-    else:
-        joints, _ = _select_ctrgcn(path.stem, parsed, n_frames)
-        joints = _remove_missing_frames(joints)
+    joints = _reference_selection(path, bodies)
     colors = np.ones((n_frames, joints.shape[1] // 75, 25, 2), dtype=np.float32) * np.nan
     for k, e in enumerate(list(bodies.values())[: colors.shape[1]]):
         start = e["interval"][0]

@@ -84,7 +84,7 @@ def _batch_kernel(
         info[i, STATUS] = PER_FILE
         info[i, FIRST_RECORD] = r0
         b = buf[s : s + n]
-        k = _index_lines(b, buf[s : s + n // 8 * 8].view(np.uint64), nl, spaces)
+        k = _index_lines(b, nl, spaces)
         if k < 0:
             continue
         cap = n // 600 + 1

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from s2v.errors import ParseError
+from s2v.preprocess.bits import eq_mask64, popcount, tzcount
 
 NAME_RE = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
 
@@ -361,62 +362,44 @@ def _parse_kernel(buf, p10, xyz, body_id, frame, fix, err):
     return rec
 
 
-# SWAR constants of _index_lines: a byte of x is zero iff bit 7 of that byte is set in
-# ~(((x & LO7) + LO7) | x | LO7) (exact, no false positives; the classic "haszero" test)
-_LO7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_NLS = np.uint64(0x0A0A0A0A0A0A0A0A)  # b"\n" * 8
-_SPS = np.uint64(0x2020202020202020)  # b" " * 8
-_ONES = np.uint64(0x0101010101010101)
-
-
 @numba.njit(cache=True, nogil=True)
-def _index_lines(buf, words, nl, spaces):
+def _index_lines(buf, nl, spaces):
     """One pass: line ends and the number of spaces on each line. Returns the line count, or -1
     if the file has more lines than ``nl`` holds or two spaces in a row anywhere.
 
-    words: buf's first len(buf) // 8 * 8 bytes viewed as uint64. Eight bytes at a time, with
-    bit tricks only: a word's spaces and newlines become flag masks (bit 7 of each such byte);
-    flags are counted with one multiply; in a word holding newlines, each newline's byte
-    position is the count of flags below its own, and the spaces before it close its line.
-    About 3x faster than a byte loop (the version that walked newline words byte by byte was
-    2x)."""
+    64 bytes per step: the newlines and the spaces of a block become two bit masks (bits.py);
+    each newline's position is its trailing-zero count, the spaces before it close its line
+    (a popcount). About 2x faster than the 8-bytes-at-a-time bit tricks this replaced, and 4x
+    faster than a byte loop. The last len(buf) % 64 bytes go byte by byte.
+    """
     n = len(buf)
-    nw = len(words)
-    lo7, nls, sps, ones = _LO7, _NLS, _SPS, _ONES
-    s7, s8, s56, s63 = np.uint64(7), np.uint64(8), np.uint64(56), np.uint64(63)
-    one, hi = np.uint64(1), np.uint64(0x8080808080808080)
+    nb = n // 64
+    one, s63 = np.uint64(1), np.uint64(63)
     k = 0
-    cnt = np.int64(0)
-    dbl = np.uint64(0)
-    prev_top = np.uint64(0)  # the previous word's last byte is a space (as a byte-0 flag)
+    cnt = 0
     cap = len(nl)
-    for i in range(nw):
-        w = words[i]
-        x = w ^ sps
-        spm = ~(((x & lo7) + lo7) | x | lo7)  # bit 7 of each byte that is a space
-        dbl |= (spm & (spm << s8)) | (prev_top & (spm << s56 >> s56))
-        prev_top = (spm >> s63) << s7
-        x = w ^ nls
-        nlm = ~(((x & lo7) + lo7) | x | lo7)  # bit 7 of each byte that is a newline
-        if nlm == 0:  # most words
-            cnt += np.int64(((spm >> s7) * ones) >> s56)
-        else:  # each newline, lowest first: no byte loop
-            base = i * 8
-            while nlm != 0:
-                low = nlm & (~nlm + one)  # the first newline's flag bit
-                below = low - one  # the bits of the bytes before it
-                if k >= cap:
-                    return -1
-                cnt += np.int64((((spm & below) >> s7) * ones) >> s56)
-                nl[k] = base + np.int64((((below & hi) >> s7) * ones) >> s56)
-                spaces[k] = cnt
-                k += 1
-                cnt = 0
-                spm &= ~(below | low)  # the spaces after this newline remain
-                nlm &= nlm - one
-            cnt += np.int64(((spm >> s7) * ones) >> s56)
-    prev = buf[nw * 8 - 1] if nw else 0
-    for p in range(nw * 8, n):
+    carry = np.uint64(0)  # the previous block ends with a space (as bit 0)
+    dbl = np.uint64(0)  # any two spaces in a row
+    for w in range(nb):
+        base = w * 64
+        nlm = eq_mask64(buf, base, np.uint8(10))
+        spm = eq_mask64(buf, base, np.uint8(32))
+        dbl |= spm & ((spm << one) | carry)
+        carry = spm >> s63
+        while nlm != 0:
+            low = nlm & (~nlm + one)  # the first newline's bit
+            below = low - one  # the bytes before it
+            if k >= cap:
+                return -1
+            nl[k] = base + tzcount(nlm)
+            spaces[k] = cnt + popcount(spm & below)
+            k += 1
+            cnt = 0
+            spm &= ~(below | low)  # the spaces after this newline remain
+            nlm &= nlm - one
+        cnt += popcount(spm)
+    prev = buf[nb * 64 - 1] if nb else 0
+    for p in range(nb * 64, n):
         c = buf[p]
         if c == 32:
             if prev == 32:
@@ -593,7 +576,7 @@ def parse_skeleton_bytes(data: bytes, name: str) -> RawSkeleton:
     frame = np.empty(cap, dtype=np.int32)
     counts = np.zeros(2, dtype=np.int64)
     nl, spaces = _scratch(len(buf) // 2 + 2)
-    lines = _index_lines(buf, buf[: len(buf) // 8 * 8].view(np.uint64), nl, spaces)
+    lines = _index_lines(buf, nl, spaces)
     rec = -1
     if lines >= 0:
         rec = _fast_kernel(buf, nl[:lines], spaces[:lines], _P10, xyz, body_id, frame, counts)

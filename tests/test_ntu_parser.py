@@ -149,7 +149,7 @@ def _both_kernels(data: bytes):
     fast = (np.empty((cap, 25, 3), np.float32), np.empty(cap, np.int64), np.empty(cap, np.int32))
     nl = np.empty(len(buf) // 2 + 2, np.int64)
     spaces = np.empty(len(buf) // 2 + 2, np.int32)
-    lines = ntu._index_lines(buf, buf[: len(buf) // 8 * 8].view(np.uint64), nl, spaces)
+    lines = ntu._index_lines(buf, nl, spaces)
     n_fast = -1
     if lines >= 0:
         counts = np.zeros(2, np.int64)
@@ -209,13 +209,17 @@ def _index_lines_py(data: bytes) -> list[tuple[int, int]] | None:
     return out
 
 
-def test_word_at_a_time_line_index_equals_a_plain_scan():
+def test_block_at_a_time_line_index_equals_a_plain_scan():
     from s2v.preprocess import ntu
 
     rng = np.random.default_rng(0)
     base = skeleton_text([[(1, body(1))], [(2, body(2)), (3, body(3))]]).encode()
     cases = [b"", b"1", b"\n", b"a b\n", b"a  b", b"1234567 \n x", b"1234567  x\n",
              b"12345678 \n", b"       ", b"1234567 ", b" 1234567", b"\n" * 9, base]  # fmt: skip
+    for at in (62, 63, 64, 127, 128):  # across the 64-byte blocks and into the byte tail
+        for piece in (b"  ", b" \n", b"\n ", b"\n\n", b" x "):
+            cases.append(b"a" * at + piece + b"b b\n" * 20)
+            cases.append(b"a" * at + piece)
     for i in range(400):  # spaces/newlines dropped in, doubled across word boundaries, cut
         b = bytearray(base)
         for p in rng.integers(0, len(b), size=rng.integers(1, 5)):
@@ -225,7 +229,7 @@ def test_word_at_a_time_line_index_equals_a_plain_scan():
         buf = np.frombuffer(data, np.uint8)
         nl = np.empty(len(buf) // 2 + 2, np.int64)
         spaces = np.empty(len(buf) // 2 + 2, np.int32)
-        k = ntu._index_lines(buf, buf[: len(buf) // 8 * 8].view(np.uint64), nl, spaces)
+        k = ntu._index_lines(buf, nl, spaces)
         want = _index_lines_py(data)
         if want is None or len(want) > len(nl):  # -1 also when nl is too short
             assert k == -1, data[:40]

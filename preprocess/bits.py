@@ -63,3 +63,20 @@ def tzcount(typingctx, x):
         return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
 
     return sig, codegen
+
+
+@intrinsic
+def load_u64(typingctx, arr, pos):
+    """The 8 bytes ``arr[pos:pos + 8]`` as one little-endian uint64 (an unaligned load: the
+    caller guarantees ``pos + 8 <= len(arr)``). arr: a contiguous uint8 array."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8):
+        return None
+    sig = types.uint64(arr, pos)
+
+    def codegen(context, builder, signature, args):
+        a, p = args
+        ary = context.make_array(signature.args[0])(context, builder, a)
+        ptr = builder.bitcast(builder.gep(ary.data, [p]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return sig, codegen

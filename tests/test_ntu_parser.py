@@ -174,6 +174,45 @@ def test_fast_path_takes_real_files_and_exponents_and_agrees_with_the_careful_ke
             assert np.array_equal(a[:n_fast], b[:n_fast])
 
 
+def _with_numbers(max_frac: int, seed: int) -> tuple[bytes, np.ndarray]:
+    """A 4-frame file whose x, y, z are written with 0 to max_frac fraction digits (cycling),
+    0 to 3 integer digits, signs, leading zeros in the fraction and exponents; and the values
+    float32(float(text)) of them."""
+    rng = np.random.default_rng(seed)
+    lines = skeleton_text([[(1, body(0))]] * 4).splitlines()
+    want = []
+    for n, i in enumerate(k for k, line in enumerate(lines) if line.count(" ") == 11):
+        nums = []
+        for c in range(3):
+            frac = (n * 3 + c) % (max_frac + 1)
+            whole = ["", "0", "7", "42", "315"][int(rng.integers(0, 5))]
+            digits = "".join(str(d) for d in rng.integers(0, 10, frac))
+            if rng.random() < 0.2:
+                digits = "000" + digits[3:]  # leading zeros in the fraction
+            text = (whole or "0") if not digits else f"{whole}.{digits}"
+            if rng.random() < 0.5:
+                text = "-" + text
+            if rng.random() < 0.1:
+                text += "e-0" + str(int(rng.integers(1, 9)))
+            nums.append(text)
+        lines[i] = " ".join(nums + lines[i].split(" ")[3:])
+        want.append([np.float32(float(t)) for t in nums])
+    return ("\n".join(lines) + "\n").encode(), np.array(want, np.float32).reshape(4, 25, 3)
+
+
+def test_numbers_with_any_count_of_digits_parse_exactly():
+    """The fast kernel reads up to 8 fraction digits at once: every count of digits it takes
+    (up to 15 significant) gives float32(float(text)); longer ones go to the careful path
+    and are exact too."""
+    for seed in range(3):
+        data, want = _with_numbers(12, seed)
+        n_fast, fast, *_ = _both_kernels(data)
+        assert n_fast == 4, "the fast kernel bailed out"
+        np.testing.assert_array_equal(fast[0][:4], want)
+        data, want = _with_numbers(17, seed)
+        np.testing.assert_array_equal(parse_skeleton_bytes(data, "x").xyz, want)
+
+
 def test_fast_path_bails_out_or_agrees_on_irregular_text():
     text = skeleton_text([[(1, body(0))], [(1, body(1))]])
     variants = [

@@ -20,7 +20,7 @@ import threading
 import numba
 import numpy as np
 
-from s2v.motion import motion_prior
+from s2v.motion import motion_prior_into
 from s2v.preprocess.denoise import _ctrgcn_kernel, _single_actor_centred
 from s2v.preprocess.ntu import _P10, _fast_kernel, _index_lines, _scratch
 
@@ -129,7 +129,7 @@ def _batch_kernel(
                         if out_j[r, 1, j, c] != 0:
                             actors = 2
             info[i, STATUS] = DENOISED
-        out_m[o : o + frames] = motion_prior(out_j[o : o + frames])
+        motion_prior_into(out_j[o : o + frames], out_m[o : o + frames])
         info[i, OUT] = o
         info[i, FRAMES] = frames
         info[i, SLOTS] = slots

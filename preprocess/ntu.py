@@ -538,6 +538,7 @@ def _fast_kernel(buf, nl, spaces, p10, xyz, body_id, frame, out):
                         p += 1
                     if p < e and buf[p] == 46:
                         p += 1
+                        kd = 8
                         if p + 8 <= nbuf:  # up to 8 fraction digits at once
                             w = load_u64(buf, p)
                             kd = _digits_ahead(w)
@@ -546,7 +547,7 @@ def _fast_kernel(buf, nl, spaces, p10, xyz, body_id, frame, out):
                                 exp10 -= kd
                                 nd += kd
                                 p += kd
-                        while p < e:
+                        while kd == 8 and p < e:  # more digits (or no 8 bytes left)
                             d = np.int64(buf[p]) - 48
                             if d < 0 or d > 9:
                                 break

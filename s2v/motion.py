@@ -14,25 +14,37 @@ import numpy as np
 def motion_prior(joints: np.ndarray) -> np.ndarray:
     """joints: (F, M, V, 3) float32 -> motion (F, M, V) float32."""
     F, M, V, _ = joints.shape
-    out = np.zeros((F, M, V), dtype=np.float32)
-    present = np.zeros((F, M), dtype=np.bool_)
-    for f in range(F):
-        for m in range(M):
-            for v in range(V):
-                for c in range(3):
-                    if joints[f, m, v, c] != 0.0:
-                        present[f, m] = True
-    for f in range(F - 1):
-        for m in range(M):
-            if not (present[f, m] and present[f + 1, m]):
-                continue
-            for v in range(V):
-                acc = 0.0
-                for c in range(3):
-                    d = np.float64(joints[f + 1, m, v, c]) - np.float64(joints[f, m, v, c])
-                    acc += d * d
-                out[f, m, v] = np.sqrt(acc)
+    out = np.empty((F, M, V), dtype=np.float32)
+    motion_prior_into(joints, out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def motion_prior_into(joints: np.ndarray, out: np.ndarray) -> None:
+    """:func:`motion_prior` written into ``out`` (F, M, V) float32, every value set."""
+    F, M, V, _ = joints.shape
+    for m in range(M):
+        present_next = False  # actor m at frame f + 1
+        for f in range(F - 1, -1, -1):
+            present = False
+            for v in range(V):
+                if (
+                    joints[f, m, v, 0] != 0.0
+                    or joints[f, m, v, 1] != 0.0
+                    or joints[f, m, v, 2] != 0.0
+                ):
+                    present = True
+                    break
+            if not (present and present_next):
+                out[f, m, :] = 0
+            else:
+                for v in range(V):
+                    acc = 0.0
+                    for c in range(3):
+                        d = np.float64(joints[f + 1, m, v, c]) - np.float64(joints[f, m, v, c])
+                        acc += d * d
+                    out[f, m, v] = np.sqrt(acc)
+            present_next = present
 
 
 def motion_prior_numpy(joints: np.ndarray) -> np.ndarray:

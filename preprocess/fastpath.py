@@ -150,6 +150,17 @@ def _buffer(n: int) -> np.ndarray:
     return buf
 
 
+def _records(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's record arrays (xyz, body_id, frame) for at least ``n`` records, reused:
+    they never leave ``convert_batch`` (samples are written to fresh arrays)."""
+    rec = getattr(_LOCAL, "records", None)
+    if rec is None or len(rec[1]) < n:
+        m = max(n, 1 << 13)
+        rec = np.empty((m, 25, 3), np.float32), np.empty(m, np.int64), np.empty(m, np.int32)
+        _LOCAL.records = rec
+    return rec[0][:n], rec[1][:n], rec[2][:n]
+
+
 def read_batch(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bool]]:
     """Read files into one buffer, each at an 8-byte boundary: (buffer, starts, sizes, ok);
     a file that cannot be read is marked not ok (``convert_file`` reports it)."""
@@ -170,7 +181,7 @@ def read_batch(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
     total = 0
     for k in range(len(paths)):
         starts[k] = total
-        total += (int(sizes[k]) + 7) // 8 * 8
+        total += (int(sizes[k]) + 8) // 8 * 8  # room for one byte more than the file
     buf = _buffer(total + 8)
     view = memoryview(buf)
     ok = []
@@ -180,13 +191,9 @@ def read_batch(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
             continue
         try:
             a, n = int(starts[k]), int(sizes[k])
-            got = 0
-            while got < n:
-                r = os.readv(fd, [view[a + got : a + n]])
-                if r == 0:
-                    break
-                got += r
-            ok.append(got == n and os.read(fd, 1) == b"")  # changed under us: per file
+            # one read of a byte more than the file: exactly n bytes back is the whole file
+            # (a file that grew, shrank or came back short goes through convert_file)
+            ok.append(os.readv(fd, [view[a : a + n + 1]]) == n)
         except OSError:
             ok.append(False)
         finally:
@@ -201,9 +208,7 @@ def parse_batch(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, ctrgcn: 
     caps = sizes // 600 + 1
     total = int(caps.sum())
     nl, spaces = _scratch(int(sizes.max(initial=0)) // 2 + 2)
-    xyz = np.empty((total, 25, 3), dtype=np.float32)
-    body_id = np.empty(total, dtype=np.int64)
-    frame = np.empty(total, dtype=np.int32)
+    xyz, body_id, frame = _records(total)
     out_j = np.empty((total, 2, 25, 3), dtype=np.float32)
     out_m = np.empty((total, 2, 25), dtype=np.float32)
     info = np.zeros((len(starts), 10), dtype=np.int64)

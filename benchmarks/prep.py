@@ -177,14 +177,16 @@ CHILD = """
 import json, resource, sys, time
 import s2v.preprocess.convert as c
 stamps = {}
-results = c._results
-def timed(tasks, *args, **kw):  # when the files at 10 % and 90 % of the run come out
-    marks = {len(tasks) // 10: "a", len(tasks) * 9 // 10: "b"}
-    for i, res in enumerate(results(tasks, *args, **kw)):
-        if i in marks:
-            stamps[marks[i]] = (i, time.perf_counter())
-        yield res
-c._results = timed
+batches = c._batches
+def timed(tasks, *args, **kw):  # when the batches past 10 % and 90 % of the files come out
+    marks = [("a", len(tasks) // 10), ("b", len(tasks) * 9 // 10)]
+    done = 0
+    for batch in batches(tasks, *args, **kw):
+        done += len(batch)
+        while marks and done >= marks[0][1]:
+            stamps[marks.pop(0)[0]] = (done, time.perf_counter())
+        yield batch
+c._batches = timed
 t0 = time.perf_counter(); c0 = time.process_time()
 s = c.convert(sys.argv[1], sys.argv[2], c.ConvertOptions(), workers=int(sys.argv[3]), progress=False)
 wall = time.perf_counter() - t0

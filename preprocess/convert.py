@@ -116,6 +116,15 @@ class FileResult:
     row: dict | None = None
 
 
+class BatchResults(list):
+    """A batch's FileResults in order. ``joints``/``motion``: when every sample of the batch
+    came out of the batch kernel, all their frames in one pair of arrays (the samples' arrays
+    are consecutive slices of them), so the writer takes the batch in one copy; else None."""
+
+    joints: np.ndarray | None = None
+    motion: np.ndarray | None = None
+
+
 # ------------------------------------------------------------------------------------------
 # one file
 # ------------------------------------------------------------------------------------------
@@ -188,12 +197,12 @@ def _result(
     return FileResult(index, name, nbytes, joints=joints, motion=motion, row=row)
 
 
-def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[FileResult]:
+def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> BatchResults:
     """``convert_file`` for several files, the same results: one kernel call does them all
     (see ``fastpath``); only what it cannot take goes through ``convert_file`` again (which
     also gives the precise error)."""
     if opts.align_view or not batch:
-        return [convert_file(i, p, opts) for i, p in batch]
+        return BatchResults(convert_file(i, p, opts) for i, p in batch)
     paths = [p for _, p in batch]
     names = [os.path.basename(p)[: -len(".skeleton")] for p in paths]
     ids = [parse_name(n) for n in names]
@@ -201,14 +210,17 @@ def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[Fi
     ctrgcn = opts.preset == "ctrgcn"
     info, xyz, body_id, frame, out_j, out_m, used = fastpath.parse_batch(buf, starts, sizes, ctrgcn)
     motion = out_m[:used].astype(opts.motion_dtype)
-    results = []
+    results = BatchResults()
+    joined = True  # every sample is a slice of out_j / motion
     rows = info.tolist()  # Python ints, once
     for k, (index, path) in enumerate(batch):
         status, r0, rec, declared, valid, o, frames, slots, bodies, actors = rows[k]
         name, nbytes = names[k], int(sizes[k])
         if ids[k] is None or not readable[k] or status == fastpath.PER_FILE:
             results.append(convert_file(index, path, opts))
+            joined = joined and results[-1].error is not None
         elif status == fastpath.PARSED:  # several bodyIDs, preset none: numpy
+            joined = False
             raw = RawSkeleton(
                 name, declared, valid, xyz[r0 : r0 + rec], body_id[r0 : r0 + rec],
                 frame[r0 : r0 + rec],
@@ -218,10 +230,12 @@ def convert_batch(batch: list[tuple[int, str]], opts: ConvertOptions) -> list[Fi
             j, m = out_j[o : o + frames], motion[o : o + frames]
             res = _result(index, name, nbytes, ids[k], j, m, slots, declared, bodies, actors)
             results.append(res)
+    if joined:
+        results.joints, results.motion = out_j[:used], motion
     return results
 
 
-def _work(args: tuple[list[tuple[int, str]], ConvertOptions]) -> list[FileResult]:
+def _work(args: tuple[list[tuple[int, str]], ConvertOptions]) -> BatchResults:
     """One batch, in a worker thread."""
     return convert_batch(*args)
 
@@ -239,18 +253,17 @@ def _pool(workers: int):
     return Threads(workers)
 
 
-def _results(
+def _batches(
     tasks: list[tuple[int, str]], opts: ConvertOptions, pool, workers: int, batch: int = 8
-) -> Iterator[FileResult]:
-    """Results in task order. With a pool: a bounded number of batches in flight, so memory
-    stays flat however many files there are."""
+) -> Iterator[BatchResults]:
+    """Batches of results in task order. With a pool: a bounded number of batches in flight,
+    so memory stays flat however many files there are."""
     batches = [(tasks[k : k + batch], opts) for k in range(0, len(tasks), batch)]
     if pool is None:
         for b in batches:
-            yield from _work(b)
+            yield _work(b)
         return
-    for done in pool.map(_work, batches):
-        yield from done
+    yield from pool.map(_work, batches)
 
 
 # ------------------------------------------------------------------------------------------
@@ -468,21 +481,30 @@ def convert(
         bar = _bar(len(files), next_file, progress)
         tasks = [(i, str(files[i])) for i in range(next_file, len(files))]
         try:
-            for res in _results(tasks, opts, pool, n_workers):
-                bar.update(1)
+            for batch in _batches(tasks, opts, pool, n_workers):
+                bar.update(len(batch))
+                whole = batch.joints is not None and not skip  # the batch in one copy
                 start = writer.total_frames
-                if res.error is not None:
-                    fail = {"name": res.name, "reason": res.error}
-                    pending.append((res.index, None, fail, start))
-                    if on_failure:
-                        on_failure(res.error)
-                    continue
-                joints, motion = res.joints, res.motion
-                if skip:  # resuming inside this file: its first frames are already written
-                    joints, motion, start = joints[skip:], motion[skip:], start - skip
-                    skip = 0
-                pending.append((res.index, res.row, None, start))
-                if writer.append(joints, motion):
+                for res in batch:
+                    if res.error is not None:
+                        fail = {"name": res.name, "reason": res.error}
+                        pending.append((res.index, None, fail, start))
+                        if on_failure:
+                            on_failure(res.error)
+                        continue
+                    if whole:
+                        pending.append((res.index, res.row, None, start))
+                        start += len(res.joints)
+                        continue
+                    joints, motion = res.joints, res.motion
+                    if skip:  # resuming inside this file: its first frames are already written
+                        joints, motion, start = joints[skip:], motion[skip:], start - skip
+                        skip = 0
+                    pending.append((res.index, res.row, None, start))
+                    if writer.append(joints, motion):
+                        pending = _commit(log, writer.committed, pending, rows, failed, len(files))
+                    start = writer.total_frames
+                if whole and writer.append(batch.joints, batch.motion):
                     pending = _commit(log, writer.committed, pending, rows, failed, len(files))
             if writer.poll(wait=True):  # blocks still being written by the pool
                 pending = _commit(log, writer.committed, pending, rows, failed, len(files))

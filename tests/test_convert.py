@@ -376,6 +376,29 @@ def test_batch_path_gives_the_per_file_results(tmp_path, shared_data):
         assert any("11 frames or fewer" in e for e in errors) == (preset == "ctrgcn")
 
 
+def test_batches_written_whole_or_file_by_file_hold_each_files_sample(tmp_path):
+    """The writer takes a batch whose samples all came from the batch kernel in one copy, and
+    the others file by file: batches of both kinds (double-spaced files go through the
+    careful parser, damaged ones fail) give each file its own sample and row."""
+    from s2v.preprocess.convert import convert_file
+
+    files = renamed_copies(tmp_path / "raw", 40)
+    for k in (3, 20):  # two batches with a file the batch kernel leaves to convert_file
+        files[k].write_bytes(files[k].read_bytes().replace(b" ", b"  ", 30))
+    files[9].write_bytes(files[9].read_bytes()[:5000])  # fails, its batch stays whole
+    opts = ConvertOptions(**SMALL_BLOCKS)
+    s = convert(tmp_path / "raw", tmp_path / "out.zarr", opts, workers=2, progress=False)
+    assert s.converted == 39 and [f["name"] for f in s.failed] == [files[9].stem]
+    st = s2v.open(tmp_path / "out.zarr")
+    names = st.samples["name"].tolist()
+    for p in files:
+        want = convert_file(0, str(p), opts)
+        if want.error is None:
+            i = names.index(p.stem)
+            assert np.array_equal(st.clip(i), want.joints), p.name
+            assert np.array_equal(st.motion(i), want.motion.astype(np.float32)), p.name
+
+
 def test_resume_reads_progress_logs_with_rows_as_dicts(tmp_path, monkeypatch):
     """Progress logs of earlier versions hold each row as a dict (now a list in COLUMNS
     order): a conversion interrupted by one resumes to the same store."""

@@ -1,15 +1,15 @@
-"""Many NTU files per kernel call: the common case (one bodyID per file) without Python per file.
+"""Many NTU files per kernel call, without Python per file.
 
 ``convert_file`` spends part of a file's time in Python around its kernels (arrays,
 dataclasses, dispatch), holding Python's lock. Here a batch of files is read into one buffer
-and one numba call (without the lock) does,
-for each file, the line index, the fast parse and, when the file holds a single bodyID, the
-merge, the centring and the motion prior, straight into one output buffer. Files with several
-bodyIDs come back parsed (their records) for the numpy denoising; anything irregular goes
-through ``convert_file`` again, which gives the precise error. The results are the same arrays
-``convert_file`` gives (tested on the real files and on a synthetic corpus with faults).
-Alone this is 4-10 % faster per file; its gain is that worker threads hold the lock less and
-so run side by side (parallel.py).
+and one numba call (without the lock) does, for each file, the line index, the fast parse,
+the grouping into bodies, the denoising (one bodyID: merge and centring; several: the ctrgcn
+kernel of denoise.py) and the motion prior, straight into one output buffer. With another
+preset, files with several bodyIDs come back parsed (their records) for the numpy path;
+anything irregular goes through ``convert_file`` again, which gives the precise error. The
+results are the same arrays ``convert_file`` gives (tested on the real files and on a
+synthetic corpus with faults). Worker threads holding the lock this little run side by side
+(parallel.py).
 """
 
 from __future__ import annotations

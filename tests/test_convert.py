@@ -351,6 +351,8 @@ def test_batch_path_gives_the_per_file_results(tmp_path, shared_data):
     p.write_bytes(b"\n".join([b"8"] + two[1:cut]) + b"\n")
     files.append(p)
     files.append(damaged / "S001C001P001R001A099.skeleton")  # does not exist
+    (damaged / "S001C001P001R001A098.skeleton").mkdir()  # a directory
+    files.append(damaged / "S001C001P001R001A098.skeleton")
     files.append(damaged / "notes.skeleton")
     (damaged / "notes.skeleton").write_text("1\n")
     tasks = list(enumerate(str(p) for p in files))

@@ -418,11 +418,16 @@ def denoise(name: str, bodies: list[Body], num_frames: int, preset: str = "ctrgc
             raise ParseError(name, unusable_reason(code, len(bodies)))
         return Denoised(out[:frames], slots, len(bodies), kept)
     joints, kept = _select_none(bodies, num_frames)
+    return _finish(name, joints, kept, len(bodies))
+
+
+def _finish(name: str, joints: np.ndarray, kept: int, bodies: int) -> Denoised:
+    """The numpy path's end: missing rows dropped, centred, as (F, 2, 25, 3)."""
     joints = _remove_missing_frames(joints)
     if len(joints) == 0:
-        raise ParseError(name, unusable_reason(ALL_EMPTY, len(bodies)))
+        raise ParseError(name, unusable_reason(ALL_EMPTY, bodies))
     slots = joints.shape[1] // 75
     joints = centre(joints, name)
     out = np.zeros((len(joints), 2, 25, 3), dtype=np.float32)
     out[:, :slots] = joints.reshape(len(joints), slots, 25, 3)
-    return Denoised(out, slots, len(bodies), kept)
+    return Denoised(out, slots, bodies, kept)

@@ -135,17 +135,9 @@ def test_body_motion_kernel_equals_numpys_var_bit_for_bit():
 
 def _numpy_ctrgcn(name: str, bodies: list[Body], num_frames: int) -> Denoised:
     """The numpy statement of the reference (select, drop missing rows, centre)."""
-    from s2v.preprocess.denoise import _remove_missing_frames, _select_ctrgcn
+    from s2v.preprocess.denoise import _finish, _select_ctrgcn
 
-    joints, kept = _select_ctrgcn(name, bodies, num_frames)
-    joints = _remove_missing_frames(joints)
-    if len(joints) == 0:
-        raise ParseError(name, "unusable: every frame is empty after denoising")
-    slots = joints.shape[1] // 75
-    joints = centre(joints, name)
-    out = np.zeros((len(joints), 2, 25, 3), np.float32)
-    out[:, :slots] = joints.reshape(len(joints), slots, 25, 3)
-    return Denoised(out, slots, len(bodies), kept)
+    return _finish(name, *_select_ctrgcn(name, bodies, num_frames), len(bodies))
 
 
 def _random_bodies(rng: np.random.Generator) -> tuple[list[Body], int]:

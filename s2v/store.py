@@ -510,6 +510,73 @@ class ShardFormat:
         return parts
 
 
+class ShardReader:
+    """Whole chunks of one Zarr array laid out as :class:`ShardFormat` describes, decoded
+    straight from the shard files: a pread of the chunk's bytes, Blosc into a reused buffer and
+    the transpose back, about 3x less CPU per chunk than zarr's asynchronous pipeline (which
+    also allocates fresh buffers, a page fault per 4 KB). The training loader's block cache
+    reads through it (train/data.py). Each shard's index is read once and its CRC-32C checked;
+    a chunk the index marks absent reads as the fill value (0)."""
+
+    _ABSENT = 2**64 - 1
+
+    def __init__(self, path: Path, fmt: ShardFormat, shape: tuple, dtype: Any) -> None:
+        from numcodecs import Blosc
+
+        self.path = Path(path)
+        self.fmt = fmt
+        self.frames = int(shape[0])
+        self.k = fmt.shard_frames // fmt.chunk_frames
+        # the chunk as stored: its axes in the transpose codec's order
+        chunk_shape = (fmt.chunk_frames, *shape[1:])
+        stored = tuple(chunk_shape[i] for i in fmt.order)
+        self._stored = np.empty(stored, dtype=dtype)
+        self._back = tuple(int(i) for i in np.argsort(fmt.order))  # stored -> frames first
+        self._codec = Blosc()  # Blosc's frames describe themselves: any cname and shuffle
+        self._index: dict[int, np.ndarray] = {}
+
+    def _shard_index(self, shard: int) -> np.ndarray | None:
+        """(k, 2) offsets and sizes of the shard's chunks; None if the shard file is absent."""
+        import google_crc32c
+
+        idx = self._index.get(shard)
+        if idx is None:
+            target = self.path / self.fmt.key(shard)
+            try:
+                with open(target, "rb") as f:
+                    f.seek(-(16 * self.k + 4), os.SEEK_END)
+                    tail = f.read(16 * self.k + 4)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise StoreError(f"{target}: cannot read the shard index ({exc})") from None
+            crc = int.from_bytes(tail[-4:], "little")
+            if len(tail) != 16 * self.k + 4 or google_crc32c.value(tail[:-4]) != crc:
+                raise StoreError(f"{target}: shard index damaged (CRC-32C mismatch)")
+            idx = np.frombuffer(tail[:-4], dtype="<u8").reshape(self.k, 2)
+            self._index[shard] = idx
+        return idx
+
+    def read_into(self, chunk: int, out: np.ndarray) -> None:
+        """Chunk ``chunk``'s first ``len(out)`` frames into ``out`` (frames first)."""
+        shard, i = divmod(chunk, self.k)
+        idx = self._shard_index(shard)
+        if idx is None or int(idx[i, 0]) == self._ABSENT:
+            out[...] = 0
+            return
+        offset, nbytes = int(idx[i, 0]), int(idx[i, 1])
+        target = self.path / self.fmt.key(shard)
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            raw = os.pread(fd, nbytes, offset)
+        finally:
+            os.close(fd)
+        if len(raw) != nbytes:
+            raise StoreError(f"{target}: chunk {i} is cut short")
+        self._codec.decode(raw, out=self._stored)
+        out[...] = self._stored.transpose(self._back)[: len(out)]
+
+
 def write_shards(path: str, start: int, arrays: list[tuple[ShardFormat, np.ndarray]]) -> None:
     """Write whole shards (frames ``start`` on, a multiple of the shard size) straight to
     their files; see :class:`ShardFormat`."""
@@ -672,6 +739,21 @@ class Store:
             have = ", ".join(self.benchmarks) or "none"
             raise StoreError(f"{self.path}: no split '{benchmark}/{part}' (benchmarks: {have})")
         return np.asarray(be.get(key)[...], dtype=np.int64)
+
+    def chunk_readers(self) -> tuple[ShardReader, ShardReader] | None:
+        """Direct chunk readers of joints and motion (:class:`ShardReader`) for a Zarr store
+        written in this tool's shard layout; None otherwise (HDF5, other codecs)."""
+        if self.fmt != "zarr":
+            return None
+        readers = []
+        for name, arr in (("joints", self.joints), ("motion", self.motion_array)):
+            fmt = ShardFormat(name, arr.metadata.to_dict())
+            if not fmt.ok:
+                return None
+            readers.append(ShardReader(self.path, fmt, arr.shape, arr.dtype))
+        if readers[0].fmt.chunk_frames != readers[1].fmt.chunk_frames:
+            return None
+        return readers[0], readers[1]
 
     def iter_blocks(self, block_frames: int = 1 << 16) -> Iterator[tuple[int, np.ndarray]]:
         """(start frame, joints block) over the whole joints array, for scans like verify."""

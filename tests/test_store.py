@@ -152,3 +152,48 @@ def test_shards_written_directly_are_byte_identical_to_zarrs(tmp_path, threaded)
     st = s2v.open(stores[True])
     for i, c in enumerate(clips):
         assert np.array_equal(st.clip(i), c)
+
+
+def test_chunks_read_from_the_shard_files_equal_zarrs_reads(make_store):
+    """The direct chunk readers (the training loader's) against zarr, for every chunk of both
+    arrays: full shards written directly, the tail shard written by zarr, the array's end
+    inside a chunk."""
+    st = make_store(n=24, fmt="zarr", chunk_frames=64, shard_chunks=4)
+    total = int(st.offsets[-1])
+    assert total % 256 and total > 3 * 256  # several shards and a partial one
+    rj, rm = st.chunk_readers()
+    for c in range((total + 63) // 64):
+        a, b = c * 64, min(total, c * 64 + 64)
+        j = np.empty((b - a, 2, 25, 3), np.float32)
+        m = np.empty((b - a, 2, 25), np.float16)
+        rj.read_into(c, j)
+        rm.read_into(c, m)
+        assert np.array_equal(j, np.asarray(st.joints[a:b]))
+        assert m.tobytes() == np.asarray(st.motion_array[a:b]).tobytes()
+
+
+def test_chunk_readers_read_an_absent_chunk_as_zero_and_reject_a_damaged_index(make_store):
+    import zarr
+
+    from s2v.errors import StoreError
+
+    st = make_store(n=24, fmt="zarr", chunk_frames=64, shard_chunks=4)
+    arr = zarr.open_array(st.path / "joints", mode="r+", config={"write_empty_chunks": False})
+    arr[64:128] = 0  # zarr leaves chunk 1 out of shard 0 (its index marks it absent)
+    rj, _ = st.chunk_readers()
+    assert int(rj._shard_index(0)[1, 0]) == 2**64 - 1  # absent, not an all-zero chunk
+    j = np.full((64, 2, 25, 3), 7, np.float32)
+    rj.read_into(1, j)
+    assert not j.any()
+    rj.read_into(0, j)
+    assert np.array_equal(j, np.asarray(arr[0:64]))
+    shard = st.path / "joints" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 1  # a bit of the index
+    shard.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="shard index damaged"):
+        st.chunk_readers()[0].read_into(0, j)
+
+
+def test_hdf5_stores_have_no_chunk_readers(make_store):
+    assert make_store(n=4, fmt="h5").chunk_readers() is None

@@ -747,8 +747,9 @@ class Store:
             return None
         readers = []
         for name, arr in (("joints", self.joints), ("motion", self.motion_array)):
-            fmt = ShardFormat(name, arr.metadata.to_dict())
-            if not fmt.ok:
+            meta = arr.metadata.to_dict()
+            fmt = ShardFormat(name, meta)
+            if not fmt.ok or meta.get("fill_value") not in (0, 0.0):
                 return None
             readers.append(ShardReader(self.path, fmt, arr.shape, arr.dtype))
         if readers[0].fmt.chunk_frames != readers[1].fmt.chunk_frames:

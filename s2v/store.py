@@ -525,7 +525,6 @@ class ShardReader:
 
         self.path = Path(path)
         self.fmt = fmt
-        self.frames = int(shape[0])
         self.k = fmt.shard_frames // fmt.chunk_frames
         # the chunk as stored: its axes in the transpose codec's order
         chunk_shape = (fmt.chunk_frames, *shape[1:])
